@@ -1,1 +1,2 @@
 //! dsmil
+pub mod wire;
