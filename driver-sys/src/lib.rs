@@ -1,1 +1,23 @@
-//! driver-sys placeholder
+//! driver-sys: what a Redox driver links.
+//!
+//! This crate is the pure-logic core of the driver stack: it knows the PCI
+//! configuration-space layout, the MSI/MSI-X capability and message formats, how
+//! interrupt vectors are handed out across CPUs, which devices need quirks, and how
+//! to degrade from MSI-X to MSI to legacy INTx. Everything that touches hardware
+//! goes through small traits ([`pci::ConfigSpace`], [`msi::Mmio`]) so the same code
+//! runs against the real `pcid` channel, a mapped BAR, or an in-memory test double.
+//!
+//! Layout, one concept per module:
+//! * [`pci`]: configuration space access, the capability list, BAR decoding.
+//! * [`msi`]: MSI and MSI-X capabilities, x86 message composition, MSI-X table and
+//!   PBA programming, MSI programming.
+//! * [`vector`]: the per-CPU interrupt vector matrix and multi-queue spreading.
+//! * [`quirks`]: per-device quirk flags from a built-in table and TOML files.
+//! * [`irq`]: the interrupt-mode degradation planner.
+#![warn(missing_docs)]
+
+pub mod irq;
+pub mod msi;
+pub mod pci;
+pub mod quirks;
+pub mod vector;
