@@ -1,2 +1,3 @@
 //! dsmil
 pub mod wire;
+pub mod device;
