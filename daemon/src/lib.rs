@@ -1,3 +1,19 @@
-//! dsmil
-pub mod wire;
+//! `dsmil`: the DSMIL driver for Redox OS.
+//!
+//! The library holds the wire types shared with clients ([`wire`]), the scheme
+//! ([`scheme`]), and the daemon loop ([`run`]); the `dsmild` binary is only the
+//! startup script that wires real hardware into [`run`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod daemon;
 pub mod device;
+pub mod hardware;
+pub mod logger;
+pub mod scheme;
+pub mod wire;
+
+pub use config::Config;
+pub use daemon::{DaemonError, run};
+pub use hardware::Hardware;

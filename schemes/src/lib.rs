@@ -1,1 +1,19 @@
-//! redox-host
+//! `redox-host`: a mocked Redox kernel for Linux hosts.
+//!
+//! It provides the relibc symbols `libredox` and `redox_event` call ([`abi`]), the
+//! kernel's scheme IPC (real `Sqe`s and `Cqe`s on scheme sockets), mocked kernel
+//! schemes (`memory`, `irq`, `time`) and simulated hardware, so the unmodified Redox
+//! daemons of this workspace run — and are tested — on Linux.
+//!
+//! A binary or test that runs Redox code on Linux must *name* this crate
+//! (`use redox_host as _;`) or the symbols are not linked.
+
+#![warn(missing_docs)]
+
+pub mod abi;
+pub mod boot;
+pub mod demo;
+pub mod kernel;
+pub mod mock;
+
+pub use kernel::{Cred, Kernel, MachineConfig};

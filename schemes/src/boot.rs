@@ -1,0 +1,62 @@
+//! Starting the unmodified daemons on a simulated machine.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::kernel::{Cred, Kernel};
+
+/// A daemon running on its own thread; dropping it shuts the scheme down (the daemon
+/// reads EOF and returns) and joins the thread.
+pub struct RunningDaemon {
+    kernel: Arc<Kernel>,
+    scheme: String,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl RunningDaemon {
+    /// Name of the scheme it serves.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// Shuts the scheme down and returns how the daemon ended.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), String> {
+        self.kernel.shutdown_scheme(&self.scheme);
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err("daemon thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningDaemon {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_inner() {
+            log::error!("{}: {e}", self.scheme);
+        }
+    }
+}
+
+/// Starts `dsmild` (as root) and waits until its scheme is registered.
+pub fn dsmild(
+    kernel: &Arc<Kernel>,
+    config: dsmil::Config,
+    hardware: dsmil::Hardware,
+) -> RunningDaemon {
+    let scheme = config.scheme_name.clone();
+    let thread = kernel.spawn("dsmild", Cred::ROOT, move || {
+        dsmil::run(config, hardware).map_err(|e| e.to_string())
+    });
+    kernel.wait_for_scheme(&scheme);
+    RunningDaemon {
+        kernel: kernel.clone(),
+        scheme,
+        thread: Some(thread),
+    }
+}

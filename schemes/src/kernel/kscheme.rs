@@ -1,0 +1,103 @@
+//! The interface of schemes the mocked kernel implements itself (`memory`, `irq`,
+//! `time`, …), as the Redox kernel does; userspace schemes go through sockets instead.
+
+use std::sync::Arc;
+
+use syscall::error::{EBADF, ENODEV, EOPNOTSUPP, Error, Result};
+
+use super::event::{EventHub, SourceKey};
+use super::process::Process;
+
+/// Who is calling: the process and its credentials.
+#[derive(Clone)]
+pub struct Caller {
+    /// The calling process.
+    pub process: Arc<Process>,
+}
+
+impl Caller {
+    /// Process id.
+    pub fn pid(&self) -> usize {
+        self.process.pid
+    }
+    /// Effective user id.
+    pub fn uid(&self) -> u32 {
+        self.process.uid
+    }
+    /// Effective group id.
+    pub fn gid(&self) -> u32 {
+        self.process.gid
+    }
+    /// Whether the caller is root.
+    pub fn is_root(&self) -> bool {
+        self.process.uid == 0
+    }
+}
+
+/// Memory a kernel scheme hands to `mmap`.
+#[derive(Clone, Copy, Debug)]
+pub struct MmapGrant {
+    /// Host address of the first byte.
+    pub host_addr: usize,
+    /// Simulated physical address of the first byte.
+    pub phys: u64,
+    /// Length in bytes (page multiple).
+    pub len: usize,
+    /// Whether unmapping releases the physical memory (an allocation, not a physmap).
+    pub owned: bool,
+}
+
+/// Lets a kernel scheme report readiness of its handles to event queues.
+#[derive(Clone)]
+pub struct EventPort {
+    /// The kernel's hub.
+    pub hub: Arc<EventHub>,
+    /// This scheme's id.
+    pub scheme_id: u64,
+}
+
+impl EventPort {
+    /// Reports that `handle` is ready for `flags` (`EVENT_READ`, `EVENT_WRITE`).
+    pub fn post(&self, handle: usize, flags: u32) {
+        self.hub
+            .post(SourceKey::Kernel(self.scheme_id, handle), flags);
+    }
+}
+
+/// A scheme implemented inside the mocked kernel. Handles are the scheme's own numbers.
+/// Blocking reads block inside the scheme (it is the kernel).
+pub trait KernelScheme: Send + Sync {
+    /// Opens `path` (relative to the scheme root) with Redox `flags`.
+    fn open(&self, path: &str, flags: usize, caller: &Caller) -> Result<usize>;
+
+    /// Reads from a handle; `flags` are the description's Redox status flags.
+    fn read(&self, _handle: usize, _buf: &mut [u8], _flags: usize, _c: &Caller) -> Result<usize> {
+        Err(Error::new(EBADF))
+    }
+
+    /// Writes to a handle.
+    fn write(&self, _handle: usize, _buf: &[u8], _flags: usize, _c: &Caller) -> Result<usize> {
+        Err(Error::new(EBADF))
+    }
+
+    /// `call` (Redox's ioctl).
+    fn call(&self, _h: usize, _payload: &mut [u8], _meta: &[u64], _c: &Caller) -> Result<usize> {
+        Err(Error::new(EOPNOTSUPP))
+    }
+
+    /// Current readiness of a handle, for a new event subscription.
+    fn fevent(&self, _handle: usize, _flags: u32) -> Result<u32> {
+        Ok(0)
+    }
+
+    /// Maps memory behind a handle.
+    fn mmap(&self, _h: usize, _offset: u64, _len: usize, _c: &Caller) -> Result<MmapGrant> {
+        Err(Error::new(ENODEV))
+    }
+
+    /// Releases memory a grant of this scheme owned.
+    fn unmap(&self, _grant: &MmapGrant) {}
+
+    /// The last reference to a handle went away.
+    fn close(&self, _handle: usize) {}
+}

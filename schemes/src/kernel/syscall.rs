@@ -1,0 +1,615 @@
+//! The system calls, as the Redox kernel would serve them for the current process.
+//!
+//! `abi.rs` turns the relibc C ABI into calls on [`Context`]; everything here works
+//! with Rust slices and Redox flag values, and returns `syscall::Result`.
+
+use std::mem::size_of;
+use std::sync::Arc;
+use std::time::Instant;
+
+use syscall::data::NewFdParams;
+use syscall::dirent::DirentHeader;
+use syscall::error::{EACCES, EBADF, EINVAL, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP, Error, Result};
+use syscall::flag::{self as rflag, CallFlags, EventFlags};
+use syscall::schemev2::{NewFdFlags, Opcode, Sqe};
+
+use event::raw::RawEventV1;
+
+use super::NsEntry;
+use super::description::{DescKind, Description};
+use super::event::{EventQueue, SourceKey};
+use super::flags;
+use super::kscheme::Caller;
+use super::process::Context;
+use super::user_scheme::{Reply, SchemeSocket};
+
+const SCHEME_PREFIX: &str = "/scheme/";
+
+impl Context {
+    fn caller(&self) -> Caller {
+        Caller {
+            process: self.process.clone(),
+        }
+    }
+
+    fn creds_arg(&self) -> u64 {
+        u64::from(self.process.uid) | (u64::from(self.process.gid) << 32)
+    }
+
+    fn sqe(&self, opcode: Opcode, args: [u64; 6]) -> Sqe {
+        Sqe {
+            opcode: opcode as u8,
+            args,
+            caller: self.process.pid as u64,
+            ..Sqe::default()
+        }
+    }
+
+    /// `open(path, flags, mode)` with host flags.
+    pub fn open(&self, path: &str, host_flags: i32, mode: u16) -> Result<usize> {
+        let flags = flags::open_flags(host_flags) | usize::from(mode);
+        let rest = path.strip_prefix(SCHEME_PREFIX).ok_or(Error::new(ENOENT))?;
+        let (name, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        if self.process.in_null_namespace() {
+            return Err(Error::new(EACCES));
+        }
+        let desc = if name == "namespace" {
+            if sub != "scheme-creation-cap" {
+                return Err(Error::new(ENOENT));
+            }
+            self.kernel
+                .new_description(DescKind::CreationCap, flags, false)
+        } else {
+            match self.kernel.lookup(name).ok_or(Error::new(ENOENT))? {
+                NsEntry::User(root) => self.open_user(&root, sub, flags)?,
+                NsEntry::Kernel { scheme, id } => {
+                    let handle = scheme.open(sub, flags, &self.caller())?;
+                    self.kernel.new_description(
+                        DescKind::Kernel {
+                            scheme,
+                            scheme_id: id,
+                            scheme_name: name.to_string(),
+                            handle,
+                            path: sub.to_string(),
+                        },
+                        flags & !libredox::protocol::O_CLOEXEC,
+                        false,
+                    )
+                }
+            }
+        };
+        self.install(desc, flags)
+    }
+
+    /// `openat(dirfd, path, flags, fcntl_flags)` with host flags.
+    pub fn openat(&self, dirfd: usize, path: &str, host_flags: i32, fcntl: u32) -> Result<usize> {
+        let flags = flags::open_flags(host_flags) | flags::status_flags(fcntl as usize);
+        let dir = self.process.get(dirfd)?;
+        let desc = match &dir.kind {
+            DescKind::UserFile { .. } => self.open_user(&dir, path, flags)?,
+            DescKind::Kernel {
+                scheme,
+                scheme_id,
+                scheme_name,
+                path: base,
+                ..
+            } => {
+                let full = match base.as_str() {
+                    "" | "scheme-root" => path.to_string(),
+                    b => format!("{b}/{path}"),
+                };
+                let handle = scheme.open(&full, flags, &self.caller())?;
+                self.kernel.new_description(
+                    DescKind::Kernel {
+                        scheme: scheme.clone(),
+                        scheme_id: *scheme_id,
+                        scheme_name: scheme_name.clone(),
+                        handle,
+                        path: full,
+                    },
+                    flags & !libredox::protocol::O_CLOEXEC,
+                    false,
+                )
+            }
+            _ => return Err(Error::new(ENOTDIR)),
+        };
+        self.install(desc, flags)
+    }
+
+    fn install(&self, desc: Arc<Description>, flags: usize) -> Result<usize> {
+        self.process
+            .insert(desc, flags & libredox::protocol::O_CLOEXEC != 0)
+    }
+
+    /// OpenAt on a userspace scheme: the request carries the path and the caller.
+    fn open_user(&self, dir: &Description, path: &str, flags: usize) -> Result<Arc<Description>> {
+        let DescKind::UserFile { socket, number } = &dir.kind else {
+            return Err(Error::new(ENOTDIR));
+        };
+        let sqe = self.sqe(
+            Opcode::OpenAt,
+            [
+                *number as u64,
+                path.as_ptr() as u64,
+                path.len() as u64,
+                flags as u64,
+                (flags & rflag::O_FCNTL_MASK) as u64,
+                self.creds_arg(),
+            ],
+        );
+        self.new_file_reply(socket, socket.request(sqe)?, flags)
+    }
+
+    fn new_file_reply(
+        &self,
+        socket: &Arc<SchemeSocket>,
+        reply: Reply,
+        flags: usize,
+    ) -> Result<Arc<Description>> {
+        match reply {
+            Reply::Fd(desc) => Ok(desc),
+            Reply::Cqe(cqe) => {
+                let number = Error::demux(cqe.result as usize)?;
+                let new_flags = NewFdFlags::from_bits_retain(cqe.extra_raw[0]);
+                Ok(self.kernel.new_description(
+                    DescKind::UserFile {
+                        socket: socket.clone(),
+                        number,
+                    },
+                    flags & !libredox::protocol::O_CLOEXEC,
+                    new_flags.contains(NewFdFlags::POSITIONED),
+                ))
+            }
+        }
+    }
+
+    fn regular(reply: Reply) -> Result<usize> {
+        match reply {
+            Reply::Cqe(cqe) => Error::demux(cqe.result as usize),
+            // A scheme handing back an fd where a number was expected is a scheme bug.
+            Reply::Fd(_) => Err(Error::new(EINVAL)),
+        }
+    }
+
+    fn offset_arg(desc: &Description) -> u64 {
+        if desc.positioned {
+            desc.offset.load(std::sync::atomic::Ordering::Acquire)
+        } else {
+            u64::MAX
+        }
+    }
+
+    fn advance(desc: &Description, n: usize) {
+        if desc.positioned {
+            desc.offset
+                .fetch_add(n as u64, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// `read(fd, buf)`.
+    pub fn read(&self, fd: usize, buf: &mut [u8]) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        match &desc.kind {
+            DescKind::UserFile { socket, number } => {
+                let sqe = self.sqe(
+                    Opcode::Read,
+                    [
+                        *number as u64,
+                        buf.as_mut_ptr() as u64,
+                        buf.len() as u64,
+                        Self::offset_arg(&desc),
+                        desc.flags() as u64,
+                        self.creds_arg(),
+                    ],
+                );
+                let n = Self::regular(socket.request(sqe)?)?;
+                Self::advance(&desc, n);
+                Ok(n)
+            }
+            DescKind::Socket(s) => s.read_requests(buf, desc.flags() & rflag::O_NONBLOCK != 0),
+            DescKind::Kernel { scheme, handle, .. } => {
+                scheme.read(*handle, buf, desc.flags(), &self.caller())
+            }
+            _ => Err(Error::new(EBADF)),
+        }
+    }
+
+    /// `write(fd, buf)`.
+    pub fn write(&self, fd: usize, buf: &[u8]) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        match &desc.kind {
+            DescKind::UserFile { socket, number } => {
+                let sqe = self.sqe(
+                    Opcode::Write,
+                    [
+                        *number as u64,
+                        buf.as_ptr() as u64,
+                        buf.len() as u64,
+                        Self::offset_arg(&desc),
+                        desc.flags() as u64,
+                        self.creds_arg(),
+                    ],
+                );
+                let n = Self::regular(socket.request(sqe)?)?;
+                Self::advance(&desc, n);
+                Ok(n)
+            }
+            DescKind::Socket(s) => s.write_responses(buf, |fd| self.take_fd(fd)),
+            DescKind::Kernel { scheme, handle, .. } => {
+                scheme.write(*handle, buf, desc.flags(), &self.caller())
+            }
+            _ => Err(Error::new(EBADF)),
+        }
+    }
+
+    /// `RespondWithFd`: the kernel takes its own reference before the daemon closes its fd.
+    fn take_fd(&self, fd: usize) -> Option<Arc<Description>> {
+        self.process.get(fd).ok()
+    }
+
+    /// `close(fd)`: the last close of a description runs its `Drop` (CloseMsg).
+    pub fn close(&self, fd: usize) -> Result<usize> {
+        let desc = self.process.remove(fd)?;
+        drop(desc);
+        Ok(0)
+    }
+
+    /// `dup(fd, buf)`: empty `buf` shares the description; otherwise the scheme decides.
+    pub fn dup(&self, fd: usize, buf: &[u8]) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        if buf.is_empty() {
+            return self.process.insert(desc, false);
+        }
+        let new = match &desc.kind {
+            DescKind::CreationCap if buf == b"create-scheme" => {
+                let socket = Arc::new(SchemeSocket::new(
+                    self.kernel.next_id(),
+                    self.kernel.hub.clone(),
+                ));
+                self.kernel
+                    .new_description(DescKind::Socket(socket), rflag::O_RDWR, false)
+            }
+            DescKind::Socket(socket) if buf.len() == size_of::<NewFdParams>() => {
+                // SAFETY: length checked; NewFdParams is plain old data.
+                let params: NewFdParams =
+                    unsafe { buf.as_ptr().cast::<NewFdParams>().read_unaligned() };
+                let positioned = NewFdFlags::from_bits_retain(params.internal_flags)
+                    .contains(NewFdFlags::POSITIONED);
+                let d = self.kernel.new_description(
+                    DescKind::UserFile {
+                        socket: socket.clone(),
+                        number: params.number,
+                    },
+                    params.flags,
+                    positioned,
+                );
+                d.offset
+                    .store(params.offset, std::sync::atomic::Ordering::Release);
+                d
+            }
+            DescKind::UserFile { socket, number } => {
+                let sqe = self.sqe(
+                    Opcode::Dup,
+                    [
+                        *number as u64,
+                        buf.as_ptr() as u64,
+                        buf.len() as u64,
+                        0,
+                        0,
+                        self.creds_arg(),
+                    ],
+                );
+                self.new_file_reply(socket, socket.request(sqe)?, desc.flags())?
+            }
+            _ => return Err(Error::new(EINVAL)),
+        };
+        self.process.insert(new, false)
+    }
+
+    /// `dup2(old, new)`: `new` refers to the same description as `old`.
+    pub fn dup2(&self, old: usize, new: usize) -> Result<usize> {
+        let desc = self.process.get(old)?;
+        if old == new {
+            return Ok(new);
+        }
+        let replaced = self.process.insert_at(new, desc)?;
+        drop(replaced);
+        Ok(new)
+    }
+
+    /// `call(fd, payload, flags, metadata)`.
+    pub fn call(
+        &self,
+        fd: usize,
+        payload: &mut [u8],
+        call_flags: CallFlags,
+        metadata: &[u64],
+    ) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        match &desc.kind {
+            DescKind::UserFile { socket, number } => {
+                if metadata.len() > 3 {
+                    return Err(Error::new(EINVAL));
+                }
+                let mut m = [0u64; 3];
+                m[..metadata.len()].copy_from_slice(metadata);
+                let sqe = self.sqe(
+                    Opcode::Call,
+                    [
+                        *number as u64,
+                        payload.as_mut_ptr() as u64,
+                        payload.len() as u64,
+                        m[0],
+                        m[1],
+                        m[2],
+                    ],
+                );
+                Self::regular(socket.request(sqe)?)
+            }
+            DescKind::Socket(s) => self.socket_call(s, payload, call_flags, metadata),
+            DescKind::Kernel { scheme, handle, .. } => {
+                scheme.call(*handle, payload, metadata, &self.caller())
+            }
+            _ => Err(Error::new(EBADF)),
+        }
+    }
+
+    /// Calls on the scheme socket itself: redox-scheme's "write responses, then read
+    /// requests" in one round trip. Passing file descriptors is not emulated.
+    fn socket_call(
+        &self,
+        s: &SchemeSocket,
+        buf: &mut [u8],
+        call_flags: CallFlags,
+        metadata: &[u64],
+    ) -> Result<usize> {
+        if call_flags.contains(CallFlags::FD) {
+            return Err(Error::new(ENOSYS));
+        }
+        let (Some(&num_write), Some(&num_read)) = (metadata.get(1), metadata.get(2)) else {
+            return Err(Error::new(EINVAL));
+        };
+        let wlen = (num_write as usize)
+            .checked_mul(size_of::<syscall::schemev2::Cqe>())
+            .filter(|&l| l <= buf.len())
+            .ok_or(Error::new(EINVAL))?;
+        if wlen > 0 {
+            s.write_responses(&buf[..wlen], |fd| self.take_fd(fd))?;
+        }
+        let rlen = (num_read as usize)
+            .checked_mul(size_of::<Sqe>())
+            .filter(|&l| l <= buf.len())
+            .ok_or(Error::new(EINVAL))?;
+        if rlen == 0 {
+            return Ok(2);
+        }
+        Ok(if s.read_requests(&mut buf[..rlen], false)? == 0 {
+            1
+        } else {
+            2
+        })
+    }
+
+    /// `fcntl(fd, cmd, arg)` with host flag values for `F_SETFL`/`F_GETFL`.
+    pub fn fcntl(&self, fd: usize, cmd: usize, arg: usize) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        match cmd {
+            rflag::F_GETFD => Ok(usize::from(self.process.cloexec(fd)?)),
+            rflag::F_SETFD => {
+                let on =
+                    arg & (libc::FD_CLOEXEC as usize) != 0 || arg & (libc::O_CLOEXEC as usize) != 0;
+                self.process.set_cloexec(fd, on)?;
+                Ok(0)
+            }
+            rflag::F_GETFL => Ok(flags::host_status_flags(desc.flags())),
+            rflag::F_SETFL => {
+                let status = flags::status_flags(arg);
+                // The scheme hears about it first, as on Redox.
+                if let DescKind::UserFile { socket, number } = &desc.kind {
+                    let sqe = self.sqe(
+                        Opcode::Fcntl,
+                        [
+                            *number as u64,
+                            rflag::F_SETFL as u64,
+                            status as u64,
+                            0,
+                            0,
+                            0,
+                        ],
+                    );
+                    match Self::regular(socket.request(sqe)?) {
+                        Ok(_) => {}
+                        // Schemes that do not implement fcntl still get the flags applied.
+                        Err(e) if e.errno == EOPNOTSUPP => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let keep = desc.flags() & rflag::O_ACCMODE;
+                desc.flags
+                    .store(keep | status, std::sync::atomic::Ordering::Release);
+                Ok(0)
+            }
+            rflag::F_DUPFD => self.process.insert(desc, false),
+            _ => Err(Error::new(EINVAL)),
+        }
+    }
+
+    /// `fpath(fd, buf)`.
+    pub fn fpath(&self, fd: usize, buf: &mut [u8]) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        match &desc.kind {
+            DescKind::UserFile { socket, number } => {
+                let sqe = self.sqe(
+                    Opcode::Fpath,
+                    [
+                        *number as u64,
+                        buf.as_mut_ptr() as u64,
+                        buf.len() as u64,
+                        0,
+                        0,
+                        self.creds_arg(),
+                    ],
+                );
+                Self::regular(socket.request(sqe)?)
+            }
+            DescKind::Kernel {
+                scheme_name, path, ..
+            } => {
+                let p = format!("{SCHEME_PREFIX}{scheme_name}/{path}");
+                let n = p.len().min(buf.len());
+                buf[..n].copy_from_slice(&p.as_bytes()[..n]);
+                Ok(n)
+            }
+            _ => Err(Error::new(EBADF)),
+        }
+    }
+
+    /// `getdents(fd, buf, opaque)`.
+    pub fn getdents(&self, fd: usize, buf: &mut [u8], opaque: u64) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        match &desc.kind {
+            DescKind::UserFile { socket, number } => {
+                let sqe = self.sqe(
+                    Opcode::Getdents,
+                    [
+                        *number as u64,
+                        buf.as_mut_ptr() as u64,
+                        buf.len() as u64,
+                        size_of::<DirentHeader>() as u64,
+                        opaque,
+                        self.creds_arg(),
+                    ],
+                );
+                Self::regular(socket.request(sqe)?)
+            }
+            _ => Err(Error::new(ENOTDIR)),
+        }
+    }
+
+    /// `mmap` of a kernel scheme handle (memory allocations and physmaps).
+    pub fn mmap(&self, fd: usize, offset: u64, len: usize) -> Result<usize> {
+        let desc = self.process.get(fd)?;
+        let DescKind::Kernel { scheme, handle, .. } = &desc.kind else {
+            return Err(Error::new(syscall::error::ENODEV));
+        };
+        let grant = scheme.mmap(*handle, offset, len, &self.caller())?;
+        super::wait::lock(&self.process.mappings).insert(grant.host_addr, grant);
+        Ok(grant.host_addr)
+    }
+
+    /// `munmap(addr, len)`: whole mappings only, as drivers unmap what they mapped.
+    pub fn munmap(&self, addr: usize, _len: usize) -> Result<usize> {
+        let grant = super::wait::lock(&self.process.mappings)
+            .remove(&addr)
+            .ok_or(Error::new(EINVAL))?;
+        if grant.owned {
+            self.kernel.phys().free(grant.phys, grant.len);
+        }
+        Ok(0)
+    }
+
+    /// `getns()`: a handle on the process's namespace.
+    pub fn getns(&self) -> Result<usize> {
+        let d = self.kernel.new_description(DescKind::Namespace, 0, false);
+        self.process.insert(d, true)
+    }
+
+    /// `register_scheme_to_ns(ns, name, cap)`.
+    pub fn register_scheme_to_ns(&self, ns_fd: usize, name: &str, cap_fd: usize) -> Result<usize> {
+        if !matches!(self.process.get(ns_fd)?.kind, DescKind::Namespace) {
+            return Err(Error::new(EBADF));
+        }
+        let cap = self.process.get(cap_fd)?;
+        if !matches!(cap.kind, DescKind::UserFile { .. }) {
+            return Err(Error::new(EINVAL));
+        }
+        if name.is_empty() || name.contains('/') {
+            return Err(Error::new(EINVAL));
+        }
+        self.kernel.register_user_scheme(name, cap)?;
+        Ok(0)
+    }
+
+    /// `setrens(rns, ens)`: `(0, 0)` is the null namespace daemons enter after startup.
+    pub fn setrens(&self, rns: usize, ens: usize) -> Result<usize> {
+        if rns == 0 && ens == 0 {
+            self.process.enter_null_namespace();
+        }
+        Ok(0)
+    }
+
+    /// `redox_event_queue_create_v1`.
+    pub fn event_queue_create(&self) -> Result<usize> {
+        let q = Arc::new(EventQueue::new(self.kernel.next_id()));
+        let d = self
+            .kernel
+            .new_description(DescKind::EventQueue(q), rflag::O_RDWR, false);
+        self.process.insert(d, true)
+    }
+
+    fn queue_of(&self, queue_fd: usize) -> Result<Arc<EventQueue>> {
+        match &self.process.get(queue_fd)?.kind {
+            DescKind::EventQueue(q) => Ok(q.clone()),
+            _ => Err(Error::new(EBADF)),
+        }
+    }
+
+    /// `redox_event_queue_ctl_v1`: subscribe `fd` (empty flags unsubscribe). Readiness
+    /// the file already has is queued at once, like Redox's initial `fevent`.
+    pub fn event_queue_ctl(
+        &self,
+        queue_fd: usize,
+        fd: usize,
+        flags: u32,
+        data: usize,
+    ) -> Result<usize> {
+        let queue = self.queue_of(queue_fd)?;
+        let desc = self.process.get(fd)?;
+        let key = desc.source_key().ok_or(Error::new(EBADF))?;
+        // Subscribe before asking, so readiness posted in between is not lost.
+        self.kernel
+            .hub
+            .subscribe(key, &queue, desc.id, fd, data, flags);
+        if flags == 0 {
+            return Ok(0);
+        }
+        let ready = match &desc.kind {
+            DescKind::UserFile { socket, number } => {
+                let sqe = self.sqe(
+                    Opcode::Fevent,
+                    [*number as u64, u64::from(flags), 0, 0, 0, self.creds_arg()],
+                );
+                Self::regular(socket.request(sqe)?)? as u32
+            }
+            DescKind::Socket(s) => {
+                if s.is_readable() {
+                    EventFlags::EVENT_READ.bits() as u32
+                } else {
+                    0
+                }
+            }
+            DescKind::Kernel { scheme, handle, .. } => scheme.fevent(*handle, flags)?,
+            _ => 0,
+        };
+        if ready & flags != 0 {
+            queue.push(fd, data, ready & flags);
+        }
+        Ok(0)
+    }
+
+    /// `redox_event_queue_get_events_v1`.
+    pub fn event_queue_get(
+        &self,
+        queue_fd: usize,
+        out: &mut [RawEventV1],
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        let queue = self.queue_of(queue_fd)?;
+        Ok(queue.take(out, deadline))
+    }
+
+    /// Readiness key of a descriptor (tests use it to post events by hand).
+    pub fn source_key(&self, fd: usize) -> Result<SourceKey> {
+        self.process.get(fd)?.source_key().ok_or(Error::new(EBADF))
+    }
+}

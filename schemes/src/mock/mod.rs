@@ -1,0 +1,7 @@
+//! Schemes the mocked kernel serves itself, and the machine behind them.
+
+pub mod clock;
+pub mod irq;
+pub mod memory;
+pub mod phys;
+pub mod time;
