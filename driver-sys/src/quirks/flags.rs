@@ -77,6 +77,11 @@ impl QuirkFlags {
         Self(self.0 | other.0)
     }
 
+    /// Flags set in both.
+    pub const fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
     /// Names of the set flags, in bit order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Self::NAMED
@@ -90,6 +95,13 @@ impl core::ops::BitOr for QuirkFlags {
     type Output = Self;
     fn bitor(self, rhs: Self) -> Self {
         self.union(rhs)
+    }
+}
+
+impl core::ops::BitAnd for QuirkFlags {
+    type Output = Self;
+    fn bitand(self, rhs: Self) -> Self {
+        self.intersection(rhs)
     }
 }
 
@@ -142,5 +154,9 @@ mod tests {
         let mut g = QuirkFlags::empty();
         g |= QuirkFlags::NO_IOMMU;
         assert_eq!(g.bits(), 1 << 3);
+        assert_eq!(
+            f & (QuirkFlags::NO_MSI | QuirkFlags::NO_IOMMU),
+            QuirkFlags::NO_MSI
+        );
     }
 }
