@@ -28,3 +28,6 @@ pub use scan_chunk::{
 pub use token::{
     DEVICE_COUNT, FIRST_TOKEN, GROUP_COUNT, GROUP_SIZE, LAST_TOKEN, QUARANTINED_TOKENS, Token,
 };
+
+#[cfg(test)]
+mod robustness_tests;
