@@ -1,0 +1,370 @@
+//! The fast path: per-size-class caches of small IOVAs.
+//!
+//! Linux's `iova.c` keeps freed PFNs in per-CPU "magazines" per size class so
+//! that most allocations never touch the tree. A magazine entry carries no
+//! record of who owns it, and this allocator must reject a free of something
+//! it never handed out, so the cache here is a *slab*: a 2 MiB, 2 MiB-aligned
+//! IOVA region taken from the slow path for one size class and cut into
+//! naturally aligned slots, with one bit per slot. Taking a slot and giving
+//! it back are a few bit operations (O(1)), the bit doubles as the validity
+//! check on free, and the whole cache costs one bit per slot — which keeps it
+//! in CPU cache with a million live allocations.
+//!
+//! Slabs with a free slot sit on a doubly-linked list per (class, window);
+//! one bitmask per class says which windows have such a slab, so picking a
+//! window that a DMA mask allows is one AND plus a bit scan. A radix over
+//! 2 MiB regions finds the slab of an IOVA on free.
+
+use super::{PAGE_SHIFT, window_pick};
+
+/// log2 of the slab region size.
+pub(crate) const SLAB_SHIFT: u32 = 21;
+/// Slab region size: 2 MiB (also one level-1 page table's reach).
+pub(crate) const SLAB_SIZE: u64 = 1 << SLAB_SHIFT;
+/// Size classes: 4 KiB << class, up to 128 KiB (32 pages), as in Linux.
+pub(crate) const CLASSES: usize = 6;
+/// Largest size served from slabs.
+pub(crate) const SLAB_MAX_ALLOC: u64 = 1 << (PAGE_SHIFT + CLASSES as u32 - 1);
+const NONE: u32 = u32::MAX;
+const WINDOWS: usize = 64;
+/// 2 MiB regions per radix leaf (one leaf covers 1 GiB).
+const LEAF_SHIFT: u32 = 9;
+const LEAF_ENTRIES: usize = 1 << LEAF_SHIFT;
+
+#[derive(Debug, Clone)]
+struct Slab {
+    base: u64,
+    /// Bit set = slot in use (or beyond the slab's slot count).
+    bits: [u64; 8],
+    /// Bit w set = `bits[w]` has a free slot.
+    free_words: u8,
+    live: u16,
+    class: u8,
+    window: u8,
+    prev: u32,
+    next: u32,
+    listed: bool,
+    alive: bool,
+}
+
+/// What a slot free found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotFree {
+    /// Freed; the slab still has other slots in use or is worth keeping.
+    Freed,
+    /// Freed, and the slab is now empty and was dropped: give its region
+    /// (`base`, in `window`) back to the slow path.
+    SlabEmptied { base: u64, window: u8 },
+}
+
+/// Why a slot free was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotError {
+    /// Not the start of a slot, or a size of another class.
+    Mismatch,
+    /// The slot is not in use.
+    NotAllocated,
+}
+
+/// All slabs of one allocator.
+#[derive(Debug)]
+pub(crate) struct SlabCache {
+    slabs: Vec<Slab>,
+    spare: Vec<u32>,
+    heads: [[u32; WINDOWS]; CLASSES],
+    /// Per class: windows that have a slab with a free slot.
+    nonempty: [u64; CLASSES],
+    /// Region index >> LEAF_SHIFT → leaf number + 1 (0 = no leaf).
+    radix_top: Vec<u32>,
+    radix_leaves: Vec<[u32; LEAF_ENTRIES]>,
+}
+
+/// Slots per slab of `class`.
+const fn slots(class: u8) -> u32 {
+    1 << (SLAB_SHIFT - PAGE_SHIFT - class as u32)
+}
+
+impl Slab {
+    fn new(base: u64, class: u8, window: u8) -> Self {
+        let n = slots(class);
+        let words = n.div_ceil(64) as usize;
+        let mut bits = [u64::MAX; 8];
+        for (w, word) in bits.iter_mut().enumerate().take(words) {
+            let used = (n as usize).saturating_sub(w * 64).min(64);
+            *word = if used == 64 { 0 } else { !0 << used };
+        }
+        Slab {
+            base,
+            bits,
+            free_words: ((1u16 << words) - 1) as u8,
+            live: 0,
+            class,
+            window,
+            prev: NONE,
+            next: NONE,
+            listed: false,
+            alive: true,
+        }
+    }
+
+    fn slot_shift(&self) -> u32 {
+        PAGE_SHIFT + u32::from(self.class)
+    }
+}
+
+impl SlabCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            slabs: Vec::new(),
+            spare: Vec::new(),
+            heads: [[NONE; WINDOWS]; CLASSES],
+            nonempty: [0; CLASSES],
+            radix_top: Vec::new(),
+            radix_leaves: Vec::new(),
+        }
+    }
+
+    fn link(&mut self, id: u32) {
+        let Some(slab) = self.slabs.get(id as usize) else {
+            return;
+        };
+        let (class, window) = (usize::from(slab.class), usize::from(slab.window));
+        let head = self.heads[class][window];
+        if let Some(h) = self.slabs.get_mut(head as usize) {
+            h.prev = id;
+        }
+        if let Some(slab) = self.slabs.get_mut(id as usize) {
+            slab.prev = NONE;
+            slab.next = head;
+            slab.listed = true;
+        }
+        self.heads[class][window] = id;
+        self.nonempty[class] |= 1 << window;
+    }
+
+    fn unlink(&mut self, id: u32) {
+        let Some(slab) = self.slabs.get_mut(id as usize) else {
+            return;
+        };
+        let (prev, next) = (slab.prev, slab.next);
+        let (class, window) = (usize::from(slab.class), usize::from(slab.window));
+        slab.listed = false;
+        slab.prev = NONE;
+        slab.next = NONE;
+        match self.slabs.get_mut(prev as usize) {
+            Some(p) => p.next = next,
+            None => self.heads[class][window] = next,
+        }
+        if let Some(n) = self.slabs.get_mut(next as usize) {
+            n.prev = prev;
+        }
+        if self.heads[class][window] == NONE {
+            self.nonempty[class] &= !(1 << window);
+        }
+    }
+
+    /// Takes a slot of `class` from a slab in one of the `allowed` windows.
+    #[inline]
+    pub(crate) fn alloc(&mut self, class: u8, allowed: u64) -> Option<u64> {
+        let candidates = self.nonempty.get(usize::from(class))? & allowed;
+        let window = window_pick(candidates)?;
+        let id = self.heads[usize::from(class)][window as usize];
+        let slab = self.slabs.get_mut(id as usize)?;
+        let w = slab.free_words.trailing_zeros() as usize;
+        let word = slab.bits.get_mut(w)?;
+        let bit = (!*word).trailing_zeros();
+        *word |= 1 << bit;
+        if *word == u64::MAX {
+            slab.free_words &= !(1 << w);
+        }
+        slab.live += 1;
+        let iova = slab.base + (((w as u64) << 6 | u64::from(bit)) << slab.slot_shift());
+        if slab.free_words == 0 {
+            self.unlink(id);
+        }
+        Some(iova)
+    }
+
+    /// The slab id owning the 2 MiB region of `iova`.
+    #[inline]
+    fn lookup(&self, iova: u64) -> Option<u32> {
+        let region = iova >> SLAB_SHIFT;
+        let leaf = *self
+            .radix_top
+            .get(usize::try_from(region >> LEAF_SHIFT).ok()?)?;
+        let leaf = self.radix_leaves.get(leaf.checked_sub(1)? as usize)?;
+        let id = *leaf.get(region as usize & (LEAF_ENTRIES - 1))?;
+        id.checked_sub(1)
+    }
+
+    fn set_radix(&mut self, base: u64, value: u32) {
+        let region = base >> SLAB_SHIFT;
+        let Ok(top) = usize::try_from(region >> LEAF_SHIFT) else {
+            return;
+        };
+        if self.radix_top.len() <= top {
+            self.radix_top.resize(top + 1, 0);
+        }
+        let Some(slot) = self.radix_top.get_mut(top) else {
+            return;
+        };
+        if *slot == 0 {
+            self.radix_leaves.push([0; LEAF_ENTRIES]);
+            *slot = self.radix_leaves.len() as u32;
+        }
+        let leaf = *slot as usize - 1;
+        if let Some(entry) = self
+            .radix_leaves
+            .get_mut(leaf)
+            .and_then(|l| l.get_mut(region as usize & (LEAF_ENTRIES - 1)))
+        {
+            *entry = value;
+        }
+    }
+
+    /// Whether `iova` lies in a slab region.
+    pub(crate) fn owns(&self, iova: u64) -> bool {
+        self.lookup(iova).is_some()
+    }
+
+    /// Registers a new slab on the 2 MiB region at `base` (taken from the
+    /// slow path by the caller).
+    pub(crate) fn add(&mut self, base: u64, class: u8, window: u8) {
+        let slab = Slab::new(base, class, window);
+        let id = match self.spare.pop() {
+            Some(id) => {
+                if let Some(s) = self.slabs.get_mut(id as usize) {
+                    *s = slab;
+                }
+                id
+            }
+            None => {
+                self.slabs.push(slab);
+                self.slabs.len() as u32 - 1
+            }
+        };
+        self.set_radix(base, id + 1);
+        self.link(id);
+    }
+
+    fn drop_slab(&mut self, id: u32) -> Option<(u64, u8)> {
+        let slab = self.slabs.get(id as usize)?;
+        let (base, window, listed) = (slab.base, slab.window, slab.listed);
+        if listed {
+            self.unlink(id);
+        }
+        if let Some(slab) = self.slabs.get_mut(id as usize) {
+            slab.alive = false;
+        }
+        self.set_radix(base, 0);
+        self.spare.push(id);
+        Some((base, window))
+    }
+
+    /// Frees the slot at `iova` whose footprint is of `class`; `None` when
+    /// `iova` is not in a slab region.
+    #[inline]
+    pub(crate) fn free(&mut self, iova: u64, class: u8) -> Option<Result<SlotFree, SlotError>> {
+        let id = self.lookup(iova)?;
+        let slab = self.slabs.get_mut(id as usize)?;
+        let offset = iova - slab.base;
+        if slab.class != class || offset & ((1 << slab.slot_shift()) - 1) != 0 {
+            return Some(Err(SlotError::Mismatch));
+        }
+        let slot = offset >> slab.slot_shift();
+        let w = (slot >> 6) as usize;
+        let mask = 1u64 << (slot & 63);
+        let was_full = slab.free_words == 0;
+        let Some(word) = slab.bits.get_mut(w) else {
+            return Some(Err(SlotError::Mismatch));
+        };
+        if *word & mask == 0 {
+            return Some(Err(SlotError::NotAllocated));
+        }
+        *word &= !mask;
+        slab.free_words |= 1 << w;
+        slab.live -= 1;
+        let (live, class, window) = (slab.live, usize::from(slab.class), usize::from(slab.window));
+        if was_full {
+            self.link(id);
+        }
+        // An empty slab goes back to the slow path unless it is the only one
+        // with room in its list (then it is kept, so that alternating
+        // alloc/free at a boundary does not carve and release every time).
+        if live == 0
+            && (self.heads[class][window] != id
+                || self.slabs.get(id as usize).is_some_and(|s| s.next != NONE))
+        {
+            return self
+                .drop_slab(id)
+                .map(|(base, window)| Ok(SlotFree::SlabEmptied { base, window }));
+        }
+        Some(Ok(SlotFree::Freed))
+    }
+
+    /// The in-use slots of the slab at `iova`'s region, as `(iova, size)`.
+    pub(crate) fn live_slots(&self, iova: u64) -> Vec<(u64, u64)> {
+        let Some(slab) = self.lookup(iova).and_then(|id| self.slabs.get(id as usize)) else {
+            return Vec::new();
+        };
+        let shift = slab.slot_shift();
+        (0..u64::from(slots(slab.class)))
+            .filter(|slot| {
+                slab.bits
+                    .get((slot >> 6) as usize)
+                    .is_some_and(|w| w & (1 << (slot & 63)) != 0)
+            })
+            .map(|slot| (slab.base + (slot << shift), 1 << shift))
+            .collect()
+    }
+
+    /// Removes the slab owning `iova`'s region whatever its contents;
+    /// returns `(base, window)`. The caller takes over the live slots.
+    pub(crate) fn retire(&mut self, iova: u64) -> Option<(u64, u8)> {
+        let id = self.lookup(iova)?;
+        self.drop_slab(id)
+    }
+
+    /// Drops every empty slab in the `allowed` windows; returns their regions.
+    pub(crate) fn reclaim_empty(&mut self, allowed: u64) -> Vec<(u64, u8)> {
+        let ids: Vec<u32> = (0..self.slabs.len() as u32)
+            .filter(|&id| {
+                self.slabs
+                    .get(id as usize)
+                    .is_some_and(|s| s.alive && s.live == 0 && allowed & (1 << s.window) != 0)
+            })
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.drop_slab(id))
+            .collect()
+    }
+
+    /// Region bases of slabs overlapping `[start, end)`, in order.
+    pub(crate) fn regions_in(&self, start: u64, end: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut region = start >> SLAB_SHIFT;
+        let last = (end - 1) >> SLAB_SHIFT;
+        while region <= last {
+            let top = region >> LEAF_SHIFT;
+            let present = usize::try_from(top)
+                .ok()
+                .and_then(|t| self.radix_top.get(t))
+                .is_some_and(|&l| l != 0);
+            if !present {
+                // Skip the whole 1 GiB the missing leaf would cover.
+                region = (top + 1) << LEAF_SHIFT;
+                continue;
+            }
+            if self.owns(region << SLAB_SHIFT) {
+                out.push(region << SLAB_SHIFT);
+            }
+            region += 1;
+        }
+        out
+    }
+
+    /// Number of slabs in use.
+    pub(crate) fn slab_count(&self) -> usize {
+        self.slabs.len() - self.spare.len()
+    }
+}

@@ -1,0 +1,273 @@
+//! Allocator behaviour: windows, reservations, fixed IOVAs, validation.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use syscall::error::{EEXIST, EINVAL, ENOENT, ENOSPC};
+
+use super::*;
+
+const MASK32: u64 = 0xFFFF_FFFF;
+const GIB: u64 = 1 << 30;
+
+fn overlaps(a: u64, alen: u64, b: u64, blen: u64) -> bool {
+    a < b + blen && b < a + alen
+}
+
+#[test]
+fn small_sizes_round_up_and_align_naturally() {
+    let mut a = IovaAllocator::new(48).unwrap();
+    for pages in 1..=32u64 {
+        let iova = a.alloc(pages * PAGE, u64::MAX).unwrap();
+        let fp = footprint(pages * PAGE);
+        assert!(fp.is_power_of_two() && fp >= pages * PAGE);
+        assert_eq!(iova % fp, 0, "{pages} pages at {iova:#x}");
+    }
+    let big = a.alloc(3 << 20, u64::MAX).unwrap();
+    assert_eq!(big % (2 << 20), 0, "3 MiB aligned to 2 MiB");
+    let gig = a.alloc(GIB, u64::MAX).unwrap();
+    assert_eq!(gig % GIB, 0);
+}
+
+#[test]
+fn first_iovas_come_from_4g_upward() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let iova = a.alloc(PAGE, u64::MAX).unwrap();
+    assert!((1u64 << 32..1u64 << 33).contains(&iova), "{iova:#x}");
+}
+
+#[test]
+fn dma32_device_never_gets_4g_or_above_and_exhausts_with_enospc() {
+    let mut a = IovaAllocator::new(48).unwrap();
+    let mut live = Vec::new();
+    // Mixed sizes until the 32-bit space is gone.
+    let sizes = [PAGE, 16 * PAGE, 64 << 20, 256 << 20];
+    let mut i = 0;
+    loop {
+        let size = sizes[i % sizes.len()];
+        i += 1;
+        match a.alloc(size, MASK32) {
+            Ok(iova) => {
+                assert!(iova + footprint(size) <= 1 << 32, "{iova:#x}");
+                assert!(!overlaps(
+                    iova,
+                    footprint(size),
+                    MSI_WINDOW.0,
+                    MSI_WINDOW.1 - MSI_WINDOW.0
+                ));
+                live.push(iova);
+            }
+            Err(e) => {
+                assert_eq!(e.errno, ENOSPC);
+                if size == PAGE {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(live.len() > 1000);
+    assert!(a.free_bytes(MASK32) < 256 << 20);
+    // A 64-bit device still has the rest of the space.
+    assert!(a.alloc(PAGE, u64::MAX).unwrap() >= 1 << 32);
+}
+
+#[test]
+fn msi_window_and_page_zero_are_reserved() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    assert_eq!(a.alloc_at(0xFEE0_0000, PAGE).unwrap_err().errno, EINVAL);
+    assert_eq!(a.alloc_at(0xFEDF_F000, 2 * PAGE).unwrap_err().errno, EINVAL);
+    assert_eq!(a.alloc_at(0, PAGE).unwrap_err().errno, EINVAL);
+    a.alloc_at(0xFEDF_F000, PAGE).unwrap();
+    a.alloc_at(0xFEF0_0000, PAGE).unwrap();
+    let usage = a.usage();
+    let w31 = usage.iter().find(|u| u.start == 1 << 31).unwrap();
+    assert_eq!(w31.usable_bytes, (1 << 31) - (MSI_WINDOW.1 - MSI_WINDOW.0));
+}
+
+#[test]
+fn fixed_iovas_reject_overlap() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    a.alloc_at(0x10_0000, 0x4000).unwrap();
+    assert_eq!(a.alloc_at(0x10_3000, PAGE).unwrap_err().errno, EEXIST);
+    assert_eq!(a.alloc_at(0xF_F000, 0x2000).unwrap_err().errno, EEXIST);
+    assert_eq!(a.alloc_at(0x10_0800, PAGE).unwrap_err().errno, EINVAL);
+    assert_eq!(a.alloc_at(1 << 39, PAGE).unwrap_err().errno, EINVAL);
+    assert_eq!(
+        a.alloc_at(u64::MAX - 0xFFF, PAGE).unwrap_err().errno,
+        EINVAL
+    );
+    a.alloc_at(0x10_4000, PAGE).unwrap();
+    // Spanning windows is fine for a fixed range.
+    a.alloc_at(0x1000, 0xF_F000).unwrap();
+    a.free(0x1000, 0xF_F000).unwrap();
+}
+
+#[test]
+fn fixed_iova_inside_a_slab_region() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let small = a.alloc(PAGE, u64::MAX).unwrap();
+    // Overlapping a live slot: EEXIST.
+    assert_eq!(a.alloc_at(small, PAGE).unwrap_err().errno, EEXIST);
+    // Free space in the same slab region: granted, and the live slot stays valid.
+    a.alloc_at(small + 8 * PAGE, 3 * PAGE).unwrap();
+    let again = a.alloc(PAGE, u64::MAX).unwrap();
+    assert!(!overlaps(again, PAGE, small + 8 * PAGE, 3 * PAGE));
+    assert_eq!(
+        a.free(small + 8 * PAGE, 4 * PAGE).unwrap_err().errno,
+        EINVAL,
+        "fixed frees need the exact size"
+    );
+    a.free(small + 8 * PAGE, 3 * PAGE).unwrap();
+    a.free(small, PAGE).unwrap();
+    a.free(again, PAGE).unwrap();
+    assert_eq!(a.live_allocations(), 0);
+}
+
+#[test]
+fn free_is_validated() {
+    let mut a = IovaAllocator::new(48).unwrap();
+    let x = a.alloc(4 * PAGE, u64::MAX).unwrap();
+    let big = a.alloc(1 << 20, u64::MAX).unwrap();
+    let before = a.free_bytes(u64::MAX);
+    assert_eq!(a.free(x + PAGE, PAGE).unwrap_err().errno, EINVAL);
+    assert_eq!(a.free(x, 8 * PAGE).unwrap_err().errno, EINVAL);
+    assert_eq!(a.free(x + 4 * PAGE, 4 * PAGE).unwrap_err().errno, ENOENT);
+    assert_eq!(a.free(big, 2 << 20).unwrap_err().errno, EINVAL);
+    assert_eq!(a.free(big + PAGE, 1 << 20).unwrap_err().errno, ENOENT);
+    assert_eq!(a.free(0x7000_0000, PAGE).unwrap_err().errno, ENOENT);
+    assert_eq!(a.free(x, 0).unwrap_err().errno, EINVAL);
+    assert_eq!(
+        a.free_bytes(u64::MAX),
+        before,
+        "failed frees change nothing"
+    );
+    a.free(x, 3 * PAGE).unwrap(); // same footprint as 4 pages
+    assert_eq!(
+        a.free(x, 4 * PAGE).unwrap_err().errno,
+        ENOENT,
+        "double free"
+    );
+    a.free(big, 1 << 20).unwrap();
+    assert_eq!(a.free_bytes(u64::MAX), before + 4 * PAGE + (1 << 20));
+}
+
+#[test]
+fn no_count_cap_and_space_query() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let total = a.free_bytes(u64::MAX);
+    let mut v = Vec::new();
+    for _ in 0..100_000 {
+        v.push(a.alloc(PAGE, u64::MAX).unwrap());
+    }
+    assert_eq!(a.live_allocations(), 100_000);
+    assert_eq!(a.free_bytes(u64::MAX), total - 100_000 * PAGE);
+    for x in v {
+        a.free(x, PAGE).unwrap();
+    }
+    assert_eq!(a.free_bytes(u64::MAX), total);
+}
+
+#[test]
+fn exhaustion_reclaims_cached_slabs() {
+    // A 22-bit device: windows up to [2 MiB, 4 MiB), which is one slab.
+    let mask22 = (1 << 22) - 1;
+    let mut a = IovaAllocator::new(39).unwrap();
+    let x = a.alloc(PAGE, mask22).unwrap();
+    assert!((1 << 21..1 << 22).contains(&x), "{x:#x}");
+    a.free(x, PAGE).unwrap();
+    assert_eq!(a.slab_count(), 1, "the only slab is kept as cache");
+    // Needs the whole window: the cached slab must be given back.
+    assert_eq!(a.alloc(1 << 21, mask22).unwrap(), 1 << 21);
+    assert_eq!(a.slab_count(), 0);
+}
+
+#[test]
+fn bad_arguments() {
+    assert_eq!(IovaAllocator::new(31).unwrap_err().errno, EINVAL);
+    assert_eq!(IovaAllocator::new(64).unwrap_err().errno, EINVAL);
+    let mut a = IovaAllocator::new(39).unwrap();
+    assert_eq!(a.alloc(0, u64::MAX).unwrap_err().errno, EINVAL);
+    assert_eq!(a.alloc(100, u64::MAX).unwrap_err().errno, EINVAL);
+    assert_eq!(a.alloc(PAGE, 0xFFF).unwrap_err().errno, EINVAL);
+    assert_eq!(
+        a.alloc_aligned(PAGE, 3 * PAGE, u64::MAX).unwrap_err().errno,
+        EINVAL
+    );
+    let x = a.alloc_aligned(PAGE, 1 << 21, u64::MAX).unwrap();
+    assert_eq!(x % (1 << 21), 0);
+    a.free(x, PAGE).unwrap();
+    assert_eq!(a.alloc(1 << 39, u64::MAX).unwrap_err().errno, ENOSPC);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc { pages: u64, mask32: bool },
+    Fixed { page: u64, pages: u64 },
+    Free(usize),
+    BadFree(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1u64..=64, any::<bool>()).prop_map(|(pages, mask32)| Op::Alloc { pages, mask32 }),
+        1 => (0x10_0000u64..0x10_2000, 1u64..=8).prop_map(|(page, pages)| Op::Fixed { page, pages }),
+        4 => any::<usize>().prop_map(Op::Free),
+        1 => (0u64..0x20_0000).prop_map(Op::BadFree),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random alloc/fixed/free sequences against a model: no two live
+    /// allocations ever overlap, frees of unknown IOVAs fail, and the free
+    /// byte count always matches.
+    #[test]
+    fn never_overlaps(ops in prop::collection::vec(op(), 1..400)) {
+        let mut a = IovaAllocator::new(39).unwrap();
+        let total = a.free_bytes(u64::MAX);
+        let mut model: BTreeMap<u64, (u64, u64)> = BTreeMap::new(); // iova -> (size, footprint)
+        for op in ops {
+            match op {
+                Op::Alloc { pages, mask32 } => {
+                    let mask = if mask32 { MASK32 } else { u64::MAX };
+                    let size = pages * PAGE;
+                    let iova = a.alloc(size, mask).unwrap();
+                    let fp = footprint(size);
+                    prop_assert!(iova >= PAGE && iova + fp <= 1 << 39);
+                    if mask32 { prop_assert!(iova + fp <= 1 << 32); }
+                    prop_assert!(!overlaps(iova, fp, MSI_WINDOW.0, MSI_WINDOW.1 - MSI_WINDOW.0));
+                    model.insert(iova, (size, fp));
+                }
+                Op::Fixed { page, pages } => {
+                    let (iova, size) = (page * PAGE, pages * PAGE);
+                    let clash = model.iter().any(|(&b, &(_, blen))| overlaps(iova, size, b, blen));
+                    match a.alloc_at(iova, size) {
+                        Ok(()) => { prop_assert!(!clash); model.insert(iova, (size, size)); }
+                        Err(e) => { prop_assert!(clash); prop_assert_eq!(e.errno, EEXIST); }
+                    }
+                }
+                Op::Free(i) => {
+                    if model.is_empty() { continue; }
+                    let (&iova, &(size, _)) = model.iter().nth(i % model.len()).unwrap();
+                    a.free(iova, size).unwrap();
+                    model.remove(&iova);
+                }
+                Op::BadFree(page) => {
+                    let iova = page * PAGE;
+                    if !model.contains_key(&iova) {
+                        prop_assert!(a.free(iova, PAGE).is_err());
+                    }
+                }
+            }
+            let mut prev_end = 0;
+            for (&iova, &(_, fp)) in &model {
+                prop_assert!(iova >= prev_end, "overlap at {:#x}", iova);
+                prev_end = iova + fp;
+            }
+            let used: u64 = model.values().map(|&(_, fp)| fp).sum();
+            prop_assert_eq!(a.free_bytes(u64::MAX), total - used);
+            prop_assert_eq!(a.live_allocations(), model.len() as u64);
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! AMD-Vi v1 I/O page tables: map, unmap, translate.
+//!
+//! Tables are 4 KiB arrays of 512 [`Pte`]s in [`PageTableMemory`]. Levels are
+//! numbered as the hardware does: a level-1 table holds 4 KiB leaves, level 2
+//! covers 2 MiB per entry, level 3 1 GiB, and the index into a level-`L`
+//! table is `(iova >> (12 + 9 * (L - 1))) & 0x1FF`. A table starts with 3
+//! levels (39-bit IOVAs) and grows a level (a new root whose entry 0 points at
+//! the old one) whenever an IOVA needs it, up to the configured maximum. The
+//! root therefore changes: the device table entry must be rewritten from
+//! [`PageTable::root`] and [`PageTable::levels`] after a map.
+//!
+//! Present-entry counts per table are kept beside the tables (the hardware
+//! format has no spare bits for it), so an emptied table is found and freed
+//! in O(1) instead of by scanning 512 entries.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use syscall::error::{EEXIST, EINVAL, ENOENT, Error, Result};
+
+use crate::phys::PageTableMemory;
+pub use crate::pte::Access;
+use crate::pte::{NEXT_LEVEL_OTHER_SIZE, PHYS_LIMIT, Pte};
+
+/// 4 KiB.
+pub const PAGE_4K: u64 = 1 << 12;
+/// 2 MiB: a level-2 leaf.
+pub const PAGE_2M: u64 = 1 << 21;
+/// 1 GiB: a level-3 leaf.
+pub const PAGE_1G: u64 = 1 << 30;
+/// Levels of a fresh table (39-bit IOVAs).
+pub const INITIAL_LEVELS: u8 = 3;
+/// Most levels the AMD-Vi v1 format allows.
+pub const MAX_LEVELS: u8 = 6;
+const ENTRIES: u64 = 512;
+
+/// Which leaf sizes [`PageTable::map`] may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PagePolicy {
+    /// The largest of 1 GiB / 2 MiB / 4 KiB that the IOVA, the physical
+    /// address and the remaining length allow.
+    #[default]
+    Largest,
+    /// 4 KiB leaves only (for comparison and for debugging).
+    Only4K,
+}
+
+/// The result of a successful translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The physical address of the translated byte.
+    pub phys: u64,
+    /// The leaf's permissions.
+    pub access: Access,
+    /// The size of the leaf that maps it (4 KiB, 2 MiB or 1 GiB).
+    pub page_size: u64,
+}
+
+/// Hashes table addresses (4 KiB multiples) by multiplication: the keys are
+/// already well spread, SipHash would only cost time on every map.
+#[derive(Default)]
+struct TableHasher(u64);
+
+impl Hasher for TableHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (value >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+const fn shift(level: u8) -> u32 {
+    12 + 9 * (level as u32 - 1)
+}
+
+const fn entry_size(level: u8) -> u64 {
+    1 << shift(level)
+}
+
+const fn index(level: u8, iova: u64) -> u64 {
+    (iova >> shift(level)) & (ENTRIES - 1)
+}
+
+/// Whether `levels` levels reach IOVA `last`.
+const fn covers(levels: u8, last: u64) -> bool {
+    let bits = 12 + 9 * levels as u32;
+    bits >= 64 || last >> bits == 0
+}
+
+/// One domain's AMD-Vi v1 page tables.
+#[derive(Debug)]
+pub struct PageTable {
+    root: u64,
+    levels: u8,
+    max_levels: u8,
+    /// Present entries per table (including the root).
+    counts: HashMap<u64, u16, BuildHasherDefault<TableHasher>>,
+}
+
+impl std::fmt::Debug for TableHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TableHasher")
+    }
+}
+
+impl PageTable {
+    /// An empty 3-level table that may grow to `max_levels` (3..=6; 4 gives
+    /// 48-bit IOVAs). `EINVAL` for other level counts, `ENOMEM` from memory.
+    pub fn new<M: PageTableMemory + ?Sized>(mem: &mut M, max_levels: u8) -> Result<Self> {
+        if !(INITIAL_LEVELS..=MAX_LEVELS).contains(&max_levels) {
+            return Err(Error::new(EINVAL));
+        }
+        let root = mem.alloc_table()?;
+        let mut counts = HashMap::default();
+        counts.insert(root, 0);
+        Ok(Self {
+            root,
+            levels: INITIAL_LEVELS,
+            max_levels,
+            counts,
+        })
+    }
+
+    /// Physical address of the root table (for the device table entry).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Number of levels (the device table entry's Mode field).
+    pub fn levels(&self) -> u8 {
+        self.levels
+    }
+
+    /// Highest number of levels this table may grow to.
+    pub fn max_levels(&self) -> u8 {
+        self.max_levels
+    }
+
+    /// Tables in use, root included.
+    pub fn table_count(&self) -> usize {
+        self.counts.len()
+    }
+
+    fn count(&self, table: u64) -> u16 {
+        self.counts.get(&table).copied().unwrap_or(0)
+    }
+
+    fn add_count(&mut self, table: u64, delta: i32) {
+        let c = self.counts.entry(table).or_insert(0);
+        *c = (i32::from(*c) + delta).clamp(0, ENTRIES as i32) as u16;
+    }
+
+    fn check_range(iova: u64, size: u64) -> Result<u64> {
+        if size == 0 || !iova.is_multiple_of(PAGE_4K) || !size.is_multiple_of(PAGE_4K) {
+            return Err(Error::new(EINVAL));
+        }
+        iova.checked_add(size).ok_or(Error::new(EINVAL))
+    }
+
+    /// Adds levels until `last` is reachable.
+    fn grow_to<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, last: u64) -> Result<()> {
+        while !covers(self.levels, last) {
+            if self.levels >= self.max_levels {
+                return Err(Error::new(EINVAL));
+            }
+            let new_root = mem.alloc_table()?;
+            if self.count(self.root) == 0 {
+                // Nothing below the old root: chaining it would leave an
+                // empty table nobody frees.
+                mem.free_table(self.root);
+                self.counts.remove(&self.root);
+                self.counts.insert(new_root, 0);
+            } else {
+                mem.write_u64(new_root, Pte::directory(self.root, self.levels).0);
+                self.counts.insert(new_root, 1);
+            }
+            self.root = new_root;
+            self.levels += 1;
+        }
+        Ok(())
+    }
+
+    /// The leaf level to use at `iova` mapping `phys` with `remaining` bytes left.
+    fn leaf_level(policy: PagePolicy, iova: u64, phys: u64, remaining: u64) -> u8 {
+        if policy == PagePolicy::Largest {
+            for level in [3u8, 2] {
+                let size = entry_size(level);
+                if (iova | phys).is_multiple_of(size) && remaining >= size {
+                    return level;
+                }
+            }
+        }
+        1
+    }
+
+    /// Maps `[iova, iova + size)` to `[phys, phys + size)`.
+    ///
+    /// All three must be 4 KiB aligned and `size > 0` (`EINVAL`); the
+    /// physical range must fit the 52-bit address field (`EINVAL`); an IOVA
+    /// beyond `max_levels` is `EINVAL`. If any page of the range is already
+    /// mapped the call fails with `EEXIST` and maps nothing; `ENOMEM` from
+    /// the table memory also leaves the table as it was (except for growth).
+    pub fn map<M: PageTableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        iova: u64,
+        phys: u64,
+        size: u64,
+        access: Access,
+        policy: PagePolicy,
+    ) -> Result<()> {
+        let end = Self::check_range(iova, size)?;
+        if !phys.is_multiple_of(PAGE_4K) || phys.checked_add(size).is_none_or(|e| e > PHYS_LIMIT) {
+            return Err(Error::new(EINVAL));
+        }
+        self.grow_to(mem, end - 1)?;
+        let mut cur = iova;
+        while cur < end {
+            if let Err(error) = self.map_run(mem, &mut cur, iova, phys, end, access, policy) {
+                if cur > iova {
+                    self.clear(mem, self.root, self.levels, iova, cur);
+                }
+                self.prune_path(mem, cur);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps as many consecutive leaves of one level as fit in one table,
+    /// starting at `*cur` (which maps to `phys + (*cur - iova)`), and
+    /// advances `*cur` past every leaf written, also when it fails.
+    #[allow(clippy::too_many_arguments)]
+    fn map_run<M: PageTableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        cur: &mut u64,
+        iova: u64,
+        phys: u64,
+        end: u64,
+        access: Access,
+        policy: PagePolicy,
+    ) -> Result<()> {
+        let mut phys = phys + (*cur - iova);
+        let leaf_level = Self::leaf_level(policy, *cur, phys, end - *cur);
+        let mut table = self.root;
+        let mut level = self.levels;
+        while level > leaf_level {
+            let slot = table + index(level, *cur) * 8;
+            let entry = Pte(mem.read_u64(slot));
+            if !entry.is_present() {
+                let child = mem.alloc_table()?;
+                mem.write_u64(slot, Pte::directory(child, level - 1).0);
+                self.add_count(table, 1);
+                self.counts.insert(child, 0);
+                table = child;
+            } else if entry.is_leaf() || entry.next_level() != level - 1 {
+                return Err(Error::new(EEXIST));
+            } else {
+                table = entry.address();
+            }
+            level -= 1;
+        }
+        let size = entry_size(leaf_level);
+        let mut idx = index(leaf_level, *cur);
+        let mut written = 0;
+        let result = loop {
+            let slot = table + idx * 8;
+            if Pte(mem.read_u64(slot)).is_present() {
+                break Err(Error::new(EEXIST));
+            }
+            mem.write_u64(slot, Pte::leaf(phys, access).0);
+            written += 1;
+            *cur += size;
+            phys += size;
+            idx += 1;
+            if *cur >= end
+                || idx == ENTRIES
+                || Self::leaf_level(policy, *cur, phys, end - *cur) != leaf_level
+            {
+                break Ok(());
+            }
+        };
+        // One count update per run, not per leaf.
+        self.add_count(table, written);
+        result
+    }
+
+    /// Unmaps `[iova, iova + size)`, which must be mapped in full
+    /// (`ENOENT` otherwise, and nothing changes). Superpages that straddle
+    /// either end are split first; emptied tables are freed. `ENOMEM` can
+    /// only come from a split and leaves every translation as it was.
+    pub fn unmap<M: PageTableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        iova: u64,
+        size: u64,
+    ) -> Result<()> {
+        let end = Self::check_range(iova, size)?;
+        if !covers(self.levels, end - 1)
+            || self.mapped_bytes(mem, self.root, self.levels, iova, end) != size
+        {
+            return Err(Error::new(ENOENT));
+        }
+        self.split_at(mem, iova)?;
+        self.split_at(mem, end)?;
+        self.clear(mem, self.root, self.levels, iova, end);
+        Ok(())
+    }
+
+    /// Bytes of `[start, end)` mapped under `table` (a level-`level` table).
+    fn mapped_bytes<M: PageTableMemory + ?Sized>(
+        &self,
+        mem: &M,
+        table: u64,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> u64 {
+        let size = entry_size(level);
+        let mut total = 0;
+        let mut cur = start;
+        while cur < end {
+            let entry_start = cur & !(size - 1);
+            let entry_end = entry_start.saturating_add(size).min(end);
+            let entry = Pte(mem.read_u64(table + index(level, cur) * 8));
+            if entry.is_leaf() {
+                total += entry_end - cur;
+            } else if entry.is_present() && level > 1 && entry.next_level() == level - 1 {
+                total += self.mapped_bytes(mem, entry.address(), level - 1, cur, entry_end);
+            }
+            cur = entry_end;
+        }
+        total
+    }
+
+    /// Splits the superpage containing `addr` (if any) until `addr` is a
+    /// leaf boundary.
+    fn split_at<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, addr: u64) -> Result<()> {
+        if addr.is_multiple_of(PAGE_1G) || !covers(self.levels, addr) {
+            return Ok(());
+        }
+        let mut table = self.root;
+        let mut level = self.levels;
+        while level > 1 {
+            let slot = table + index(level, addr) * 8;
+            let entry = Pte(mem.read_u64(slot));
+            if !entry.is_present() {
+                return Ok(());
+            }
+            if entry.is_leaf() {
+                if addr.is_multiple_of(entry_size(level)) {
+                    return Ok(());
+                }
+                let child = mem.alloc_table()?;
+                let child_size = entry_size(level - 1);
+                for i in 0..ENTRIES {
+                    mem.write_u64(
+                        child + i * 8,
+                        Pte::leaf(entry.address() + i * child_size, entry.access()).0,
+                    );
+                }
+                self.counts.insert(child, ENTRIES as u16);
+                mem.write_u64(slot, Pte::directory(child, level - 1).0);
+                table = child;
+            } else {
+                table = entry.address();
+            }
+            level -= 1;
+        }
+        Ok(())
+    }
+
+    /// Clears every leaf in `[start, end)` (leaves are already split to fit)
+    /// and frees tables that become empty. Never allocates, never fails.
+    fn clear<M: PageTableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        table: u64,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) {
+        let size = entry_size(level);
+        let mut cur = start;
+        let mut cleared = 0;
+        while cur < end {
+            let entry_start = cur & !(size - 1);
+            let entry_end = entry_start.saturating_add(size).min(end);
+            let slot = table + index(level, cur) * 8;
+            let entry = Pte(mem.read_u64(slot));
+            if entry.is_leaf() {
+                mem.write_u64(slot, 0);
+                cleared += 1;
+            } else if entry.is_present() && level > 1 && entry.next_level() == level - 1 {
+                let child = entry.address();
+                self.clear(mem, child, level - 1, cur, entry_end);
+                if self.count(child) == 0 {
+                    mem.write_u64(slot, 0);
+                    mem.free_table(child);
+                    self.counts.remove(&child);
+                    cleared += 1;
+                }
+            }
+            cur = entry_end;
+        }
+        self.add_count(table, -cleared);
+    }
+
+    /// Frees empty tables on the walk to `iova` (after a failed map).
+    fn prune_path<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, iova: u64) {
+        if covers(self.levels, iova) {
+            let mut path = Vec::with_capacity(usize::from(self.levels));
+            let mut table = self.root;
+            let mut level = self.levels;
+            while level > 1 {
+                let slot = table + index(level, iova) * 8;
+                let entry = Pte(mem.read_u64(slot));
+                if !entry.is_present() || entry.is_leaf() {
+                    break;
+                }
+                path.push((table, slot, entry.address()));
+                table = entry.address();
+                level -= 1;
+            }
+            for (parent, slot, child) in path.into_iter().rev() {
+                if self.count(child) != 0 {
+                    break;
+                }
+                mem.write_u64(slot, 0);
+                mem.free_table(child);
+                self.counts.remove(&child);
+                self.add_count(parent, -1);
+            }
+        }
+    }
+
+    /// Walks the tables as the IOMMU would. `None` for a not-present entry,
+    /// an IOVA beyond the table's reach, or an entry this crate never writes
+    /// (NextLevel 7, or a NextLevel that does not descend).
+    pub fn translate<M: PageTableMemory + ?Sized>(
+        &self,
+        mem: &M,
+        iova: u64,
+    ) -> Option<Translation> {
+        if !covers(self.levels, iova) {
+            return None;
+        }
+        let mut table = self.root;
+        let mut level = self.levels;
+        loop {
+            let entry = Pte(mem.read_u64(table + index(level, iova) * 8));
+            if !entry.is_present() {
+                return None;
+            }
+            match entry.next_level() {
+                0 => {
+                    let page_size = entry_size(level);
+                    return Some(Translation {
+                        phys: (entry.address() & !(page_size - 1)) | (iova & (page_size - 1)),
+                        access: entry.access(),
+                        page_size,
+                    });
+                }
+                NEXT_LEVEL_OTHER_SIZE => return None,
+                next if next < level => {
+                    table = entry.address();
+                    level = next;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Frees every table, root included.
+    pub fn destroy<M: PageTableMemory + ?Sized>(mut self, mem: &mut M) {
+        let tables: Vec<u64> = self.counts.drain().map(|(table, _)| table).collect();
+        for table in tables {
+            mem.free_table(table);
+        }
+    }
+}
