@@ -105,7 +105,6 @@ abi! {
     fn redox_fdatasync_v1(fd: usize) { unemulated() }
     fn redox_ftruncate_v0(fd: usize, len: usize) { unemulated() }
     fn redox_futimens_v1(fd: usize, times: *const libc::timespec) { unemulated() }
-    fn redox_unlinkat_v0(fd: usize, path: *const u8, len: usize, flags: u32) { unemulated() }
     fn redox_fpath_v1(fd: usize, dst: *mut u8, len: usize) {
         sys(|c| c.fpath(fd, unsafe { bytes_mut(dst, len)? }))
     }

@@ -79,10 +79,10 @@ impl EventHub {
         list.retain(|s| s.queue.strong_count() > 0);
         for s in list.iter() {
             let hit = s.flags & flags;
-            if hit != 0 {
-                if let Some(q) = s.queue.upgrade() {
-                    q.push(s.fd, s.user_data, hit);
-                }
+            if hit != 0
+                && let Some(q) = s.queue.upgrade()
+            {
+                q.push(s.fd, s.user_data, hit);
             }
         }
     }

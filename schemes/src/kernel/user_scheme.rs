@@ -159,7 +159,7 @@ impl SchemeSocket {
         buf: &[u8],
         take_fd: impl Fn(usize) -> Option<Arc<Description>>,
     ) -> Result<usize> {
-        if buf.len() % size_of::<Cqe>() != 0 {
+        if !buf.len().is_multiple_of(size_of::<Cqe>()) {
             return Err(Error::new(EINVAL));
         }
         let n = buf.len() / size_of::<Cqe>();

@@ -229,10 +229,8 @@ impl KernelScheme for IrqScheme {
                 }
                 st.lines.entry(line).or_default().users += 1;
             }
-            Handle::Affinity(line) => {
-                if !st.lines.contains_key(&line) {
-                    return Err(Error::new(ENOENT));
-                }
+            Handle::Affinity(line) if !st.lines.contains_key(&line) => {
+                return Err(Error::new(ENOENT));
             }
             _ => {}
         }
@@ -274,11 +272,11 @@ impl KernelScheme for IrqScheme {
                         let Some(Handle::Line(line)) = st.handles.get(&h).copied() else {
                             return Err(Error::new(EBADF));
                         };
-                        if let Some(ls) = st.lines.get(&line) {
-                            if ls.count > ls.acked {
-                                buf[..8].copy_from_slice(&ls.count.to_le_bytes());
-                                return Ok(8);
-                            }
+                        if let Some(ls) = st.lines.get(&line)
+                            && ls.count > ls.acked
+                        {
+                            buf[..8].copy_from_slice(&ls.count.to_le_bytes());
+                            return Ok(8);
                         }
                     }
                     if flags & O_NONBLOCK != 0 {

@@ -124,7 +124,7 @@ impl KernelScheme for MemoryScheme {
                 })
             }
             Handle::Physical => {
-                if offset % PAGE as u64 != 0 {
+                if !offset.is_multiple_of(PAGE as u64) {
                     return Err(Error::new(EINVAL));
                 }
                 let host = self.phys.host_ptr(offset, len).ok_or(Error::new(EFAULT))?;

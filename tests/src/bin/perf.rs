@@ -1,0 +1,25 @@
+//! `perf`: benchmark suites printing `name=value` lines.
+//!
+//! `cargo run --release -p dsmil-tests --bin perf -- <suite>`; suites: `kernel`.
+
+use std::process::ExitCode;
+
+use dsmil_tests::perf;
+
+fn main() -> ExitCode {
+    let suites: Vec<String> = std::env::args().skip(1).collect();
+    if suites.is_empty() {
+        eprintln!("usage: perf <suite>...   (suites: kernel)");
+        return ExitCode::from(2);
+    }
+    for s in &suites {
+        match s.as_str() {
+            "kernel" => perf::kernel::run(),
+            other => {
+                eprintln!("perf: unknown suite {other}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,100 @@
+//! `perf -- kernel`: the cost of the mocked kernel's scheme IPC.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use dsmil::scheme::DsmilScheme;
+use libredox::call;
+use libredox::flag::O_RDWR;
+use redox_host::{Cred, Kernel, boot};
+use redox_scheme::scheme::SchemeSync;
+use syscall::CallFlags;
+
+use super::{ns_per_op, report};
+use crate::sqe::SqeHarness;
+
+const GET_VERSION: u64 = 1;
+
+/// Runs the suite.
+pub fn run() {
+    sqe_dispatch();
+    roundtrip();
+}
+
+fn sqe_dispatch() {
+    let mut h = SqeHarness::new(DsmilScheme::new(
+        dsmil::Config::default(),
+        dsmil::Hardware::minimal(40),
+    ));
+    let Ok(ctl) = h.open("control", syscall::flag::O_RDWR) else {
+        println!("sqe_dispatch_over_direct_call=skipped (cannot open control)");
+        return;
+    };
+    let ctx = h.ctx();
+    let mut buf = [0u8; 64];
+    let mut direct = 0.0;
+    let mut sqe = 0.0;
+    // Interleave the two so drifting machine load hits both alike.
+    for _ in 0..5 {
+        direct += ns_per_op(3, 20_000, || {
+            black_box(h.scheme.call(ctl, &mut buf, &[GET_VERSION], &ctx).ok());
+        });
+        sqe += ns_per_op(3, 20_000, || {
+            black_box(h.call(ctl, &mut buf, &[GET_VERSION]).ok());
+        });
+    }
+    report("direct_call_ns", direct / 5.0);
+    report("sqe_dispatch_ns", sqe / 5.0);
+    report("sqe_dispatch_over_direct_call", sqe / direct);
+}
+
+/// The host's floor for one handoff and back between two threads.
+fn spin_pingpong_ns(iters: usize) -> f64 {
+    let flag = Arc::new(AtomicU32::new(0));
+    let peer = flag.clone();
+    let t = std::thread::spawn(move || {
+        for _ in 0..iters {
+            while peer.load(Ordering::Acquire) != 1 {
+                std::hint::spin_loop();
+            }
+            peer.store(0, Ordering::Release);
+        }
+    });
+    let ns = ns_per_op(1, iters, || {
+        flag.store(1, Ordering::Release);
+        while flag.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+    });
+    let _ = t.join();
+    ns
+}
+
+fn roundtrip() {
+    let kernel = Kernel::boot();
+    let daemon = boot::dsmild(
+        &kernel,
+        dsmil::Config::default(),
+        dsmil::Hardware::minimal(40),
+    );
+    let (_p, _g) = kernel.enter("perf-client", Cred::USER);
+    let Ok(ctl) = call::open("/scheme/dsmil/control", O_RDWR, 0) else {
+        println!("roundtrip_over_spin_pingpong=skipped (cannot open control)");
+        return;
+    };
+    let mut buf = [0u8; 64];
+    let mut rt = f64::INFINITY;
+    let mut pp = f64::INFINITY;
+    for _ in 0..5 {
+        rt = rt.min(ns_per_op(1, 20_000, || {
+            black_box(call::call_ro(ctl, &mut buf, CallFlags::empty(), &[GET_VERSION]).ok());
+        }));
+        pp = pp.min(spin_pingpong_ns(20_000));
+    }
+    let _ = call::close(ctl);
+    drop(daemon);
+    report("roundtrip_ns", rt);
+    report("spin_pingpong_ns", pp);
+    report("roundtrip_over_spin_pingpong", rt / pp);
+}
