@@ -1,0 +1,2 @@
+//! Simulated hardware of the host machine: devices the unmodified daemons drive
+//! through the mocked kernel (PCI functions, SMM firmware, the IOMMU unit).
