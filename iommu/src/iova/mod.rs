@@ -78,6 +78,9 @@ pub struct IovaAllocator {
     direct: BTreeMap<u64, Direct>,
     reserved: Vec<(u64, u64)>,
     live: u64,
+    /// The last DMA mask asked for and its windows: almost every call uses
+    /// the same mask, so the window computation is skipped.
+    last_mask: (u64, u64),
 }
 
 /// The bytes an allocation of `size` occupies: a power of two up to 128
@@ -138,6 +141,7 @@ impl IovaAllocator {
             direct: BTreeMap::new(),
             reserved: Vec::new(),
             live: 0,
+            last_mask: (0, 0),
         };
         allocator.reserve(MSI_WINDOW.0, MSI_WINDOW.1)?;
         Ok(allocator)
@@ -204,12 +208,22 @@ impl IovaAllocator {
         allowed_windows(dma_mask, self.address_bits).ok_or(Error::new(EINVAL))
     }
 
+    #[inline]
+    fn allowed_cached(&mut self, dma_mask: u64) -> Result<u64> {
+        if self.last_mask.0 == dma_mask && self.last_mask.1 != 0 {
+            return Ok(self.last_mask.1);
+        }
+        let allowed = self.allowed(dma_mask)?;
+        self.last_mask = (dma_mask, allowed);
+        Ok(allowed)
+    }
+
     /// Allocates `size` bytes (a non-zero multiple of 4 KiB) that a device
     /// with `dma_mask` can reach. See the module docs for rounding and
     /// alignment; the IOVA must later be freed with the same `size`.
     #[inline]
     pub fn alloc(&mut self, size: u64, dma_mask: u64) -> Result<u64> {
-        let allowed = self.allowed(dma_mask)?;
+        let allowed = self.allowed_cached(dma_mask)?;
         if size.wrapping_sub(1) < SLAB_MAX_ALLOC && size.is_multiple_of(PAGE) {
             let class = size_class(size);
             if let Some(iova) = self.slabs.alloc(class, allowed) {

@@ -31,20 +31,24 @@ const WINDOWS: usize = 64;
 const LEAF_SHIFT: u32 = 9;
 const LEAF_ENTRIES: usize = 1 << LEAF_SHIFT;
 
+/// One slab. The header fields come first and the struct is cache-line
+/// aligned, so a free of a slot of 8+ pages (at most 64 slots, one bitmap
+/// word) touches a single cache line.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Slab {
+    /// Bit w set = `bits[w]` has a free slot.
+    free_words: u8,
+    class: u8,
+    window: u8,
+    listed: bool,
+    live: u16,
+    alive: bool,
+    prev: u32,
+    next: u32,
     base: u64,
     /// Bit set = slot in use (or beyond the slab's slot count).
     bits: [u64; 8],
-    /// Bit w set = `bits[w]` has a free slot.
-    free_words: u8,
-    live: u16,
-    class: u8,
-    window: u8,
-    prev: u32,
-    next: u32,
-    listed: bool,
-    alive: bool,
 }
 
 /// What a slot free found.
@@ -94,16 +98,16 @@ impl Slab {
             *word = if used == 64 { 0 } else { !0 << used };
         }
         Slab {
-            base,
-            bits,
             free_words: ((1u16 << words) - 1) as u8,
-            live: 0,
             class,
             window,
+            listed: false,
+            live: 0,
+            alive: true,
             prev: NONE,
             next: NONE,
-            listed: false,
-            alive: true,
+            base,
+            bits,
         }
     }
 
