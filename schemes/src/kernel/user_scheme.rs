@@ -5,7 +5,7 @@
 //! writes the `Cqe` with the same tag. The daemon reads `Sqe`s with `read` and answers
 //! with `write`, exactly the byte protocol `redox-scheme` speaks on Redox.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,8 @@ pub enum Reply {
 #[derive(Default)]
 struct SocketState {
     queue: VecDeque<Sqe>,
-    inflight: HashMap<u32, Arc<Completion<Result<Reply>>>>,
+    /// Requests awaiting their `Cqe` (few at a time: a linear scan beats hashing).
+    inflight: Vec<(u32, Arc<Completion<Result<Reply>>>)>,
     next_tag: u32,
     /// The daemon closed its socket: the scheme is gone.
     dead: bool,
@@ -81,16 +82,16 @@ impl SchemeSocket {
                 return Err(Error::new(ENODEV));
             }
             st.next_tag = st.next_tag.wrapping_add(1);
-            while st.inflight.contains_key(&st.next_tag) {
+            while st.inflight.iter().any(|(t, _)| *t == st.next_tag) {
                 st.next_tag = st.next_tag.wrapping_add(1);
             }
             sqe.tag = st.next_tag;
-            st.inflight.insert(sqe.tag, done.clone());
+            st.inflight.push((sqe.tag, done.clone()));
             st.queue.push_back(sqe);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.wake_daemon();
-        done.wait()
+        done.wait().unwrap_or(Err(Error::new(EIO)))
     }
 
     /// Queues a one-way message (no reply expected).
@@ -207,7 +208,11 @@ impl SchemeSocket {
     }
 
     fn finish(&self, tag: u32, reply: Result<Reply>) {
-        let waiter = lock(&self.state).inflight.remove(&tag);
+        let waiter = {
+            let mut st = lock(&self.state);
+            let at = st.inflight.iter().position(|(t, _)| *t == tag);
+            at.map(|i| st.inflight.swap_remove(i).1)
+        };
         match waiter {
             Some(w) => w.complete(reply),
             None => log::debug!("socket {}: response for unknown tag {tag}", self.id),
@@ -226,7 +231,7 @@ impl SchemeSocket {
             let mut st = lock(&self.state);
             st.dead = true;
             st.queue.clear();
-            st.inflight.drain().map(|(_, w)| w).collect()
+            st.inflight.drain(..).map(|(_, w)| w).collect()
         };
         for w in inflight {
             w.complete(Err(Error::new(EIO)));

@@ -5,8 +5,9 @@
 //! mocked kernel first spins on a sequence counter for a short, bounded time and only
 //! then registers the thread and parks.
 
+use std::cell::UnsafeCell;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -89,55 +90,65 @@ impl Waitpoint {
 }
 
 /// A one-shot completion a single blocked caller waits on (its scheme reply).
+///
+/// Lock-free: this is on the path of every scheme call.
 pub struct Completion<T> {
-    done: AtomicBool,
-    value: Mutex<Option<T>>,
+    state: AtomicU8,
+    value: UnsafeCell<Option<T>>,
     waiter: Thread,
 }
+
+const EMPTY: u8 = 0;
+const WRITING: u8 = 1;
+const DONE: u8 = 2;
+
+// SAFETY: `value` is written once by the thread that wins EMPTY→WRITING and read only
+// by the waiter after it observed DONE (Release/Acquire), so access is never shared.
+unsafe impl<T: Send> Sync for Completion<T> {}
+unsafe impl<T: Send> Send for Completion<T> {}
 
 impl<T> Completion<T> {
     /// A completion the current thread will wait on.
     pub fn for_current_thread() -> Self {
         Self {
-            done: AtomicBool::new(false),
-            value: Mutex::new(None),
+            state: AtomicU8::new(EMPTY),
+            value: UnsafeCell::new(None),
             waiter: thread::current(),
         }
     }
 
     /// Delivers the value and wakes the waiter. Later deliveries are ignored.
     pub fn complete(&self, value: T) {
-        let mut slot = lock(&self.value);
-        if self.done.load(Ordering::Acquire) {
+        if self
+            .state
+            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             return;
         }
-        *slot = Some(value);
-        self.done.store(true, Ordering::Release);
-        drop(slot);
+        // SAFETY: only the winner of the exchange above writes, and the waiter reads
+        // only after DONE.
+        unsafe { *self.value.get() = Some(value) };
+        self.state.store(DONE, Ordering::Release);
         self.waiter.unpark();
     }
 
     /// Whether a value was delivered.
     pub fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == DONE
     }
 
     /// Blocks (spin, then park) until the value arrives. Callers are never timed out:
     /// their buffers stay valid because they are blocked here, as on Redox.
-    pub fn wait(&self) -> T {
+    /// Call it once, from the thread that created the completion.
+    pub fn wait(&self) -> Option<T> {
         if !spin_until(|| self.is_done()) {
             while !self.is_done() {
                 thread::park();
             }
         }
-        loop {
-            if let Some(v) = lock(&self.value).take() {
-                return v;
-            }
-            // `done` is set under the lock after the value, so this is unreachable in
-            // practice; spin rather than panic.
-            std::hint::spin_loop();
-        }
+        // SAFETY: DONE was observed with Acquire; the writer is finished with `value`.
+        unsafe { (*self.value.get()).take() }
     }
 }
 

@@ -20,6 +20,7 @@ const GET_VERSION: u64 = 1;
 pub fn run() {
     sqe_dispatch();
     roundtrip();
+    roundtrip_blocking_loop();
 }
 
 fn sqe_dispatch() {
@@ -97,4 +98,29 @@ fn roundtrip() {
     report("roundtrip_ns", rt);
     report("spin_pingpong_ns", pp);
     report("roundtrip_over_spin_pingpong", rt / pp);
+}
+
+/// The same round trip against a blocking-loop daemon (no event queue), to show what
+/// the event-queue path adds.
+fn roundtrip_blocking_loop() {
+    use std::sync::Mutex;
+    let kernel = Kernel::boot();
+    let log = Arc::new(Mutex::new(crate::probe::ProbeLog::default()));
+    let l = log.clone();
+    let t = kernel.spawn("probed", Cred::ROOT, move || {
+        crate::probe::serve("probe", l)
+    });
+    kernel.wait_for_scheme("probe");
+    let (_p, _g) = kernel.enter("perf-client", Cred::USER);
+    let fd = call::open("/scheme/probe/x", O_RDWR, 0).expect("open");
+    let mut buf = [0u8; 8];
+    let mut rt = f64::INFINITY;
+    for _ in 0..5 {
+        rt = rt.min(ns_per_op(1, 20_000, || {
+            black_box(call::read(fd, &mut buf).ok());
+        }));
+    }
+    kernel.shutdown_scheme("probe");
+    let _ = t.join();
+    report("roundtrip_blocking_loop_ns", rt);
 }
