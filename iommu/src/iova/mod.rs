@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use syscall::error::{EEXIST, EINVAL, ENOENT, ENOSPC, Error, Result};
 
 use free_ranges::FreeRanges;
-use slab::{CLASSES, SLAB_MAX_ALLOC, SLAB_SIZE, SlabCache, SlotError, SlotFree};
+use slab::{CLASSES, SLAB_LIMIT, SLAB_MAX_ALLOC, SLAB_SIZE, SlabCache, SlotError, SlotFree};
 pub use window::WindowUsage;
 use window::{
     FIRST_WINDOW, allowed_windows, pieces, preference, window_end, window_of, window_pick,
@@ -256,7 +256,7 @@ impl IovaAllocator {
     #[cold]
     fn alloc_small_slow(&mut self, class: u8, allowed: u64) -> Result<u64> {
         for w in preference(allowed) {
-            if window_end(w) - window_start(w) < SLAB_SIZE {
+            if window_end(w) - window_start(w) < SLAB_SIZE || window_end(w) > SLAB_LIMIT {
                 continue;
             }
             if let Some(base) = self.tree(w).and_then(|t| t.alloc(SLAB_SIZE, SLAB_SIZE)) {

@@ -7,8 +7,10 @@
 //! IOVA region taken from the slow path for one size class and cut into
 //! naturally aligned slots, with one bit per slot. Taking a slot and giving
 //! it back are a few bit operations (O(1)), the bit doubles as the validity
-//! check on free, and the whole cache costs one bit per slot — which keeps it
-//! in CPU cache with a million live allocations.
+//! check on free, and the whole cache costs one bit per slot plus a 32-byte
+//! header per slab (the bitmap sits inside the header when it is one word,
+//! i.e. for slots of 8 pages and up; larger bitmaps live in a side pool) —
+//! which keeps it in CPU cache with a million live allocations.
 //!
 //! Slabs with a free slot sit on a doubly-linked list per (class, window);
 //! one bitmask per class says which windows have such a slab, so picking a
@@ -25,31 +27,38 @@ pub(crate) const SLAB_SIZE: u64 = 1 << SLAB_SHIFT;
 pub(crate) const CLASSES: usize = 6;
 /// Largest size served from slabs.
 pub(crate) const SLAB_MAX_ALLOC: u64 = 1 << (PAGE_SHIFT + CLASSES as u32 - 1);
+/// Slabs live below 2^53, so that a region number fits the 32-bit header field.
+pub(crate) const SLAB_LIMIT: u64 = 1 << (SLAB_SHIFT + 32);
 const NONE: u32 = u32::MAX;
 const WINDOWS: usize = 64;
 /// 2 MiB regions per radix leaf (one leaf covers 1 GiB).
 const LEAF_SHIFT: u32 = 9;
 const LEAF_ENTRIES: usize = 1 << LEAF_SHIFT;
+const LISTED: u8 = 1;
+const ALIVE: u8 = 2;
 
-/// One slab. The header fields come first and the struct is cache-line
-/// aligned, so a free of a slot of 8+ pages (at most 64 slots, one bitmap
-/// word) touches a single cache line.
-#[derive(Debug, Clone)]
-#[repr(C, align(64))]
+/// One slab's header: 32 bytes, two per cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
 struct Slab {
-    /// Bit w set = `bits[w]` has a free slot.
+    /// Bit w set = bitmap word w has a free slot.
     free_words: u8,
     class: u8,
     window: u8,
-    listed: bool,
+    flags: u8,
     live: u16,
-    alive: bool,
+    /// Bitmap words (1 = `inline`, else `pool[ext..ext + words]`).
+    words: u16,
     prev: u32,
     next: u32,
-    base: u64,
-    /// Bit set = slot in use (or beyond the slab's slot count).
-    bits: [u64; 8],
+    /// `base >> SLAB_SHIFT`.
+    region: u32,
+    ext: u32,
+    /// The bitmap when it is a single word. Bit set = slot in use (or
+    /// beyond the slab's slot count).
+    inline: u64,
 }
+const _: () = assert!(size_of::<Slab>() == 32);
 
 /// What a slot free found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +84,10 @@ pub(crate) enum SlotError {
 pub(crate) struct SlabCache {
     slabs: Vec<Slab>,
     spare: Vec<u32>,
+    /// Bitmap words of slabs with more than 64 slots.
+    pool: Vec<u64>,
+    /// Reusable pool blocks, by log2 of their word count (2, 4, 8 words).
+    pool_spare: [Vec<u32>; 4],
     heads: [[u32; WINDOWS]; CLASSES],
     /// Per class: windows that have a slab with a free slot.
     nonempty: [u64; CLASSES],
@@ -88,31 +101,42 @@ const fn slots(class: u8) -> u32 {
     1 << (SLAB_SHIFT - PAGE_SHIFT - class as u32)
 }
 
+/// Bitmap words per slab of `class`.
+const fn words(class: u8) -> u32 {
+    slots(class).div_ceil(64)
+}
+
+/// Initial bitmap word `w`: slots past the slab's count are marked used.
+fn initial_word(class: u8, w: usize) -> u64 {
+    let used = (slots(class) as usize).saturating_sub(w * 64).min(64);
+    if used == 64 { 0 } else { !0 << used }
+}
+
 impl Slab {
-    fn new(base: u64, class: u8, window: u8) -> Self {
-        let n = slots(class);
-        let words = n.div_ceil(64) as usize;
-        let mut bits = [u64::MAX; 8];
-        for (w, word) in bits.iter_mut().enumerate().take(words) {
-            let used = (n as usize).saturating_sub(w * 64).min(64);
-            *word = if used == 64 { 0 } else { !0 << used };
-        }
-        Slab {
-            free_words: ((1u16 << words) - 1) as u8,
-            class,
-            window,
-            listed: false,
-            live: 0,
-            alive: true,
-            prev: NONE,
-            next: NONE,
-            base,
-            bits,
-        }
+    fn base(&self) -> u64 {
+        u64::from(self.region) << SLAB_SHIFT
     }
 
     fn slot_shift(&self) -> u32 {
         PAGE_SHIFT + u32::from(self.class)
+    }
+}
+
+/// The bitmap word `w` of `slab`, inline or in the pool.
+#[inline]
+fn word_mut<'a>(slab: &'a mut Slab, pool: &'a mut [u64], w: usize) -> Option<&'a mut u64> {
+    if slab.words == 1 {
+        (w == 0).then_some(&mut slab.inline)
+    } else {
+        pool.get_mut(slab.ext as usize + w)
+    }
+}
+
+fn word(slab: &Slab, pool: &[u64], w: usize) -> u64 {
+    if slab.words == 1 {
+        if w == 0 { slab.inline } else { u64::MAX }
+    } else {
+        pool.get(slab.ext as usize + w).copied().unwrap_or(u64::MAX)
     }
 }
 
@@ -121,6 +145,8 @@ impl SlabCache {
         Self {
             slabs: Vec::new(),
             spare: Vec::new(),
+            pool: Vec::new(),
+            pool_spare: Default::default(),
             heads: [[NONE; WINDOWS]; CLASSES],
             nonempty: [0; CLASSES],
             radix_top: Vec::new(),
@@ -133,17 +159,22 @@ impl SlabCache {
             return;
         };
         let (class, window) = (usize::from(slab.class), usize::from(slab.window));
-        let head = self.heads[class][window];
-        if let Some(h) = self.slabs.get_mut(head as usize) {
+        let Some(head) = self.heads.get_mut(class).and_then(|h| h.get_mut(window)) else {
+            return;
+        };
+        let old = *head;
+        *head = id;
+        if let Some(h) = self.slabs.get_mut(old as usize) {
             h.prev = id;
         }
         if let Some(slab) = self.slabs.get_mut(id as usize) {
             slab.prev = NONE;
-            slab.next = head;
-            slab.listed = true;
+            slab.next = old;
+            slab.flags |= LISTED;
         }
-        self.heads[class][window] = id;
-        self.nonempty[class] |= 1 << window;
+        if let Some(bits) = self.nonempty.get_mut(class) {
+            *bits |= 1 << window;
+        }
     }
 
     fn unlink(&mut self, id: u32) {
@@ -152,18 +183,23 @@ impl SlabCache {
         };
         let (prev, next) = (slab.prev, slab.next);
         let (class, window) = (usize::from(slab.class), usize::from(slab.window));
-        slab.listed = false;
+        slab.flags &= !LISTED;
         slab.prev = NONE;
         slab.next = NONE;
-        match self.slabs.get_mut(prev as usize) {
-            Some(p) => p.next = next,
-            None => self.heads[class][window] = next,
-        }
         if let Some(n) = self.slabs.get_mut(next as usize) {
             n.prev = prev;
         }
-        if self.heads[class][window] == NONE {
-            self.nonempty[class] &= !(1 << window);
+        let Some(head) = self.heads.get_mut(class).and_then(|h| h.get_mut(window)) else {
+            return;
+        };
+        match self.slabs.get_mut(prev as usize) {
+            Some(p) => p.next = next,
+            None => *head = next,
+        }
+        if *head == NONE
+            && let Some(bits) = self.nonempty.get_mut(class)
+        {
+            *bits &= !(1 << window);
         }
     }
 
@@ -172,17 +208,19 @@ impl SlabCache {
     pub(crate) fn alloc(&mut self, class: u8, allowed: u64) -> Option<u64> {
         let candidates = self.nonempty.get(usize::from(class))? & allowed;
         let window = window_pick(candidates)?;
-        let id = self.heads[usize::from(class)][window as usize];
+        let id = *self.heads.get(usize::from(class))?.get(window as usize)?;
         let slab = self.slabs.get_mut(id as usize)?;
         let w = slab.free_words.trailing_zeros() as usize;
-        let word = slab.bits.get_mut(w)?;
+        let word = word_mut(slab, &mut self.pool, w)?;
         let bit = (!*word).trailing_zeros();
         *word |= 1 << bit;
-        if *word == u64::MAX {
+        let word_full = *word == u64::MAX;
+        let slab = self.slabs.get_mut(id as usize)?;
+        if word_full {
             slab.free_words &= !(1 << w);
         }
         slab.live += 1;
-        let iova = slab.base + (((w as u64) << 6 | u64::from(bit)) << slab.slot_shift());
+        let iova = slab.base() + (((w as u64) << 6 | u64::from(bit)) << slab.slot_shift());
         if slab.free_words == 0 {
             self.unlink(id);
         }
@@ -231,10 +269,39 @@ impl SlabCache {
         self.lookup(iova).is_some()
     }
 
-    /// Registers a new slab on the 2 MiB region at `base` (taken from the
-    /// slow path by the caller).
+    fn pool_block(&mut self, words: u32) -> u32 {
+        let spare = self.pool_spare.get_mut(words.trailing_zeros() as usize);
+        if let Some(at) = spare.and_then(Vec::pop) {
+            return at;
+        }
+        let at = self.pool.len() as u32;
+        self.pool.resize(self.pool.len() + words as usize, 0);
+        at
+    }
+
+    /// Registers a new slab on the 2 MiB region at `base` (below
+    /// [`SLAB_LIMIT`], taken from the slow path by the caller).
     pub(crate) fn add(&mut self, base: u64, class: u8, window: u8) {
-        let slab = Slab::new(base, class, window);
+        let n = words(class);
+        let ext = if n > 1 { self.pool_block(n) } else { 0 };
+        for w in 0..n as usize {
+            if let Some(word) = self.pool.get_mut(ext as usize + w).filter(|_| n > 1) {
+                *word = initial_word(class, w);
+            }
+        }
+        let slab = Slab {
+            free_words: ((1u16 << n) - 1) as u8,
+            class,
+            window,
+            flags: ALIVE,
+            live: 0,
+            words: n as u16,
+            prev: NONE,
+            next: NONE,
+            region: (base >> SLAB_SHIFT) as u32,
+            ext,
+            inline: initial_word(class, 0),
+        };
         let id = match self.spare.pop() {
             Some(id) => {
                 if let Some(s) = self.slabs.get_mut(id as usize) {
@@ -252,17 +319,23 @@ impl SlabCache {
     }
 
     fn drop_slab(&mut self, id: u32) -> Option<(u64, u8)> {
-        let slab = self.slabs.get(id as usize)?;
-        let (base, window, listed) = (slab.base, slab.window, slab.listed);
-        if listed {
+        let slab = *self.slabs.get(id as usize)?;
+        if slab.flags & LISTED != 0 {
             self.unlink(id);
         }
-        if let Some(slab) = self.slabs.get_mut(id as usize) {
-            slab.alive = false;
+        if let Some(s) = self.slabs.get_mut(id as usize) {
+            s.flags &= !ALIVE;
         }
-        self.set_radix(base, 0);
+        if slab.words > 1
+            && let Some(spare) = self
+                .pool_spare
+                .get_mut(slab.words.trailing_zeros() as usize)
+        {
+            spare.push(slab.ext);
+        }
+        self.set_radix(slab.base(), 0);
         self.spare.push(id);
-        Some((base, window))
+        Some((slab.base(), slab.window))
     }
 
     /// Frees the slot at `iova` whose footprint is of `class`; `None` when
@@ -271,34 +344,35 @@ impl SlabCache {
     pub(crate) fn free(&mut self, iova: u64, class: u8) -> Option<Result<SlotFree, SlotError>> {
         let id = self.lookup(iova)?;
         let slab = self.slabs.get_mut(id as usize)?;
-        let offset = iova - slab.base;
-        if slab.class != class || offset & ((1 << slab.slot_shift()) - 1) != 0 {
+        let offset = iova - slab.base();
+        let shift = slab.slot_shift();
+        if slab.class != class || offset & ((1 << shift) - 1) != 0 {
             return Some(Err(SlotError::Mismatch));
         }
-        let slot = offset >> slab.slot_shift();
+        let slot = offset >> shift;
         let w = (slot >> 6) as usize;
         let mask = 1u64 << (slot & 63);
         let was_full = slab.free_words == 0;
-        let Some(word) = slab.bits.get_mut(w) else {
+        let Some(word) = word_mut(slab, &mut self.pool, w) else {
             return Some(Err(SlotError::Mismatch));
         };
         if *word & mask == 0 {
             return Some(Err(SlotError::NotAllocated));
         }
         *word &= !mask;
+        let slab = self.slabs.get_mut(id as usize)?;
         slab.free_words |= 1 << w;
         slab.live -= 1;
-        let (live, class, window) = (slab.live, usize::from(slab.class), usize::from(slab.window));
+        let (live, next) = (slab.live, slab.next);
+        let (class, window) = (usize::from(slab.class), usize::from(slab.window));
         if was_full {
             self.link(id);
         }
         // An empty slab goes back to the slow path unless it is the only one
         // with room in its list (then it is kept, so that alternating
         // alloc/free at a boundary does not carve and release every time).
-        if live == 0
-            && (self.heads[class][window] != id
-                || self.slabs.get(id as usize).is_some_and(|s| s.next != NONE))
-        {
+        let head = self.heads.get(class).and_then(|h| h.get(window)).copied();
+        if live == 0 && (head != Some(id) || next != NONE) {
             return self
                 .drop_slab(id)
                 .map(|(base, window)| Ok(SlotFree::SlabEmptied { base, window }));
@@ -313,12 +387,8 @@ impl SlabCache {
         };
         let shift = slab.slot_shift();
         (0..u64::from(slots(slab.class)))
-            .filter(|slot| {
-                slab.bits
-                    .get((slot >> 6) as usize)
-                    .is_some_and(|w| w & (1 << (slot & 63)) != 0)
-            })
-            .map(|slot| (slab.base + (slot << shift), 1 << shift))
+            .filter(|slot| word(slab, &self.pool, (slot >> 6) as usize) & (1 << (slot & 63)) != 0)
+            .map(|slot| (slab.base() + (slot << shift), 1 << shift))
             .collect()
     }
 
@@ -333,9 +403,9 @@ impl SlabCache {
     pub(crate) fn reclaim_empty(&mut self, allowed: u64) -> Vec<(u64, u8)> {
         let ids: Vec<u32> = (0..self.slabs.len() as u32)
             .filter(|&id| {
-                self.slabs
-                    .get(id as usize)
-                    .is_some_and(|s| s.alive && s.live == 0 && allowed & (1 << s.window) != 0)
+                self.slabs.get(id as usize).is_some_and(|s| {
+                    s.flags & ALIVE != 0 && s.live == 0 && allowed & (1 << s.window) != 0
+                })
             })
             .collect();
         ids.into_iter()

@@ -252,8 +252,8 @@ fn iova_suite() {
         },
     ] {
         let w = Workload::new(scale.live, scale.ops, 0x1000 + scale.live as u64);
-        let harness = time_ops(&mut Null(0), &w, 3);
-        let ours_raw = time_ops(&mut ours(), &w, 3);
+        let harness = time_ops(&mut Null(0), &w, 5);
+        let ours_raw = time_ops(&mut ours(), &w, 5);
         let ours = net(ours_raw, harness);
         ours_net.push(ours);
         report(&format!("iova_ns_{}", scale.label), ours);
@@ -262,8 +262,8 @@ fn iova_suite() {
         if scale.live == 1_000 {
             continue;
         }
-        let off_raw = time_ops(&mut offset(scale.live), &w, 3);
-        let bud_raw = time_ops(&mut buddy(scale.live), &w, 3);
+        let off_raw = time_ops(&mut offset(scale.live), &w, 5);
+        let bud_raw = time_ops(&mut buddy(scale.live), &w, 5);
         report(&format!("offset_allocator_raw_ns_{}", scale.label), off_raw);
         report(&format!("buddy_raw_ns_{}", scale.label), bud_raw);
         report(
