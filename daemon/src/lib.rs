@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod device;
