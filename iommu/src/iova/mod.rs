@@ -2,16 +2,16 @@
 //!
 //! Two layers, as in Linux's `iova.c`:
 //!
-//! * the **fast path** ([`slab`]): allocations up to 128 KiB are rounded up
+//! * the **fast path** (`slab.rs`): allocations up to 128 KiB are rounded up
 //!   to a power of two (1–32 pages, six size classes) and served from
 //!   per-class slabs in O(1);
-//! * the **slow path** ([`free_ranges`]): per window, free ranges indexed by
+//! * the **slow path** (`free_ranges.rs`): per window, free ranges indexed by
 //!   address and by length; it feeds slabs 2 MiB at a time, serves larger
 //!   allocations, fixed IOVAs and reserved regions, in O(log n).
 //!
 //! Guarantees:
 //! * a device's DMA mask and the IOMMU address width are honoured through
-//!   [`window`]s (a 32-bit device never gets an IOVA at or above 4 GiB);
+//!   windows (`window.rs`; a 32-bit device never gets an IOVA at or above 4 GiB);
 //! * reserved regions are never handed out: IOVA page 0 (no window holds it)
 //!   and the x86 MSI window `0xFEE0_0000..0xFEF0_0000`, plus any region
 //!   passed to [`IovaAllocator::reserve`];
