@@ -96,12 +96,21 @@ fn dma_mask_keeps_iovas_low() {
         ..DomainConfig::default()
     };
     let (mut mem, mut d) = domain(config);
+    let before = d.iova_free_bytes();
+    assert!(before < 1 << 32);
     for _ in 0..100 {
         let iova = d
             .map(&mut mem, 0x1000, 16 * PAGE_4K, MapFlags::READ_WRITE, None)
             .unwrap();
         assert!(iova + 16 * PAGE_4K <= 1 << 32);
     }
+    assert_eq!(d.iova_free_bytes(), before - 100 * 16 * PAGE_4K);
+    let w31 = d
+        .iova_usage()
+        .into_iter()
+        .find(|u| u.start == 1 << 31)
+        .unwrap();
+    assert_eq!(w31.usable_bytes - w31.free_bytes, 100 * 16 * PAGE_4K);
     let err = d
         .map(
             &mut mem,

@@ -384,7 +384,7 @@ fn op() -> impl Strategy<Value = Op> {
         );
     prop_oneof![
         4 => map,
-        3 => (any::<usize>(), 0u64..600, 1u64..700).prop_map(|(pick, skip, pages)| Op::UnmapPart { pick, skip, pages }),
+        3 => (any::<usize>(), 0u64..600, 1u64..=256).prop_map(|(pick, skip, pages)| Op::UnmapPart { pick, skip, pages }),
         1 => (0u64..4096, 1u64..1100).prop_map(|(r, p)| Op::UnmapAny { iova: r * PAGE_2M, size: p * PAGE_4K }),
         4 => (0u64..(8 << 30)).prop_map(|iova| Op::Translate { iova }),
     ]

@@ -32,6 +32,10 @@ fn small_sizes_round_up_and_align_naturally() {
 #[test]
 fn first_iovas_come_from_4g_upward() {
     let mut a = IovaAllocator::new(39).unwrap();
+    assert_eq!(a.preferred_window(u64::MAX), Some(1 << 32));
+    assert_eq!(a.preferred_window(MASK32), Some(1 << 31));
+    assert_eq!(a.largest_free_range(u64::MAX), 1 << 38);
+    assert_eq!(a.largest_free_range(MASK32), MSI_WINDOW.0 - (1 << 31));
     let iova = a.alloc(PAGE, u64::MAX).unwrap();
     assert!((1u64 << 32..1u64 << 33).contains(&iova), "{iova:#x}");
 }
