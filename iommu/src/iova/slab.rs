@@ -215,7 +215,6 @@ impl SlabCache {
         let bit = (!*word).trailing_zeros();
         *word |= 1 << bit;
         let word_full = *word == u64::MAX;
-        let slab = self.slabs.get_mut(id as usize)?;
         if word_full {
             slab.free_words &= !(1 << w);
         }
@@ -360,7 +359,6 @@ impl SlabCache {
             return Some(Err(SlotError::NotAllocated));
         }
         *word &= !mask;
-        let slab = self.slabs.get_mut(id as usize)?;
         slab.free_words |= 1 << w;
         slab.live -= 1;
         let (live, next) = (slab.live, slab.next);
@@ -371,8 +369,9 @@ impl SlabCache {
         // An empty slab goes back to the slow path unless it is the only one
         // with room in its list (then it is kept, so that alternating
         // alloc/free at a boundary does not carve and release every time).
-        let head = self.heads.get(class).and_then(|h| h.get(window)).copied();
-        if live == 0 && (head != Some(id) || next != NONE) {
+        if live == 0
+            && (self.heads.get(class).and_then(|h| h.get(window)) != Some(&id) || next != NONE)
+        {
             return self
                 .drop_slab(id)
                 .map(|(base, window)| Ok(SlotFree::SlabEmptied { base, window }));
