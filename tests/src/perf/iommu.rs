@@ -167,11 +167,22 @@ fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
-/// Best-of-`rounds` ns per op of the steady-state loop.
-fn time_ops<A: PageAllocator>(alloc: &mut A, w: &Workload, rounds: usize) -> f64 {
-    let mut live: Vec<(A::Handle, u32)> = w.initial.iter().map(|&p| (alloc.alloc(p), p)).collect();
-    let mut best = f64::INFINITY;
-    for _ in 0..rounds {
+/// One allocator with its live set, ready to run rounds of a workload.
+struct Runner<'w, A: PageAllocator> {
+    alloc: A,
+    live: Vec<(A::Handle, u32)>,
+    w: &'w Workload,
+}
+
+impl<'w, A: PageAllocator> Runner<'w, A> {
+    fn new(mut alloc: A, w: &'w Workload) -> Self {
+        let live = w.initial.iter().map(|&p| (alloc.alloc(p), p)).collect();
+        Self { alloc, live, w }
+    }
+
+    /// One pass over the workload's ops; ns per op.
+    fn round(&mut self) -> f64 {
+        let (w, live, alloc) = (self.w, &mut self.live, &mut self.alloc);
         let start = Instant::now();
         for (i, (&victim, &pages)) in w.victims.iter().zip(&w.sizes).enumerate() {
             if let Some(ahead) = w
@@ -186,10 +197,29 @@ fn time_ops<A: PageAllocator>(alloc: &mut A, w: &Workload, rounds: usize) -> f64
                 *slot = (alloc.alloc(pages), pages);
             }
         }
-        best = best.min(start.elapsed().as_nanos() as f64 / w.victims.len() as f64);
+        start.elapsed().as_nanos() as f64 / w.victims.len() as f64
     }
-    for (handle, pages) in live {
-        alloc.free(handle, pages);
+}
+
+impl<A: PageAllocator> Drop for Runner<'_, A> {
+    fn drop(&mut self) {
+        for (handle, pages) in self.live.drain(..) {
+            self.alloc.free(handle, pages);
+        }
+    }
+}
+
+/// A named benchmark: each call runs one round and returns ns per op.
+type Bench<'a> = (&'static str, Box<dyn FnMut() -> f64 + 'a>);
+
+/// Runs every bench `rounds` times, interleaved (so a burst of load from
+/// other processes hits all of them alike), and returns each one's best.
+fn interleaved(benches: &mut [Bench<'_>], rounds: usize) -> Vec<f64> {
+    let mut best = vec![f64::INFINITY; benches.len()];
+    for _ in 0..rounds {
+        for (b, (_, run)) in best.iter_mut().zip(benches.iter_mut()) {
+            *b = b.min(run());
+        }
     }
     best
 }
@@ -226,71 +256,71 @@ fn net(raw: f64, harness: f64) -> f64 {
     (raw - harness).max(0.1)
 }
 
-struct Scale {
-    label: &'static str,
-    live: usize,
-    ops: usize,
-}
-
 fn iova_suite() {
-    // Warm-up (CPU clock, page faults of the allocator's first slabs), so the
-    // first scale measured is not penalised.
-    time_ops(&mut ours(), &Workload::new(1_000, 1_000_000, 1), 2);
-    let mut ours_net = Vec::new();
-    for scale in [
-        Scale {
-            label: "1k",
-            live: 1_000,
-            ops: 1_000_000,
-        },
-        Scale {
-            label: "10k",
-            live: 10_000,
-            ops: 1_000_000,
-        },
-        Scale {
-            label: "1m",
-            live: 1_000_000,
-            ops: 1_000_000,
-        },
-    ] {
-        let w = Workload::new(scale.live, scale.ops, 0x1000 + scale.live as u64);
-        let harness = time_ops(&mut Null(0), &w, 5);
-        let ours_raw = time_ops(&mut ours(), &w, 5);
-        let ours = net(ours_raw, harness);
-        ours_net.push(ours);
-        report(&format!("iova_ns_{}", scale.label), ours);
-        report(&format!("iova_raw_ns_{}", scale.label), ours_raw);
-        report(&format!("harness_ns_{}", scale.label), harness);
-        if scale.live == 1_000 {
-            continue;
-        }
-        let off_raw = time_ops(&mut offset(scale.live), &w, 5);
-        let bud_raw = time_ops(&mut buddy(scale.live), &w, 5);
-        report(&format!("offset_allocator_raw_ns_{}", scale.label), off_raw);
-        report(&format!("buddy_raw_ns_{}", scale.label), bud_raw);
-        report(
-            &format!("iova_speedup_vs_offset_allocator_{}", scale.label),
-            net(off_raw, harness) / ours,
-        );
-        report(
-            &format!("iova_speedup_vs_buddy_{}", scale.label),
-            net(bud_raw, harness) / ours,
-        );
-        if scale.live == 10_000 {
-            // vm-allocator scans: a few thousand ops are plenty.
-            let short = Workload::new(scale.live, 3_000, 0x2000);
-            let vm_raw = time_ops(&mut vm(scale.live), &short, 1);
-            report("vm_allocator_raw_ns_10k", vm_raw);
-            report(
-                "iova_speedup_vs_vm_allocator_10k",
-                net(vm_raw, harness) / ours,
-            );
-        }
+    const OPS: usize = 1_000_000;
+    let (w1k, w10k, w1m) = (
+        Workload::new(1_000, OPS, 0x1000),
+        Workload::new(10_000, OPS, 0x2000),
+        Workload::new(1_000_000, OPS, 0x3000),
+    );
+    let mut null_1k = Runner::new(Null(0), &w1k);
+    let mut null_10k = Runner::new(Null(0), &w10k);
+    let mut null_1m = Runner::new(Null(0), &w1m);
+    let mut ours_1k = Runner::new(ours(), &w1k);
+    let mut ours_10k = Runner::new(ours(), &w10k);
+    let mut ours_1m = Runner::new(ours(), &w1m);
+    let mut offset_10k = Runner::new(offset(10_000), &w10k);
+    let mut offset_1m = Runner::new(offset(1_000_000), &w1m);
+    let mut buddy_10k = Runner::new(buddy(10_000), &w10k);
+    let mut buddy_1m = Runner::new(buddy(1_000_000), &w1m);
+    let mut benches: Vec<Bench<'_>> = vec![
+        ("harness_ns_1k", Box::new(|| null_1k.round())),
+        ("harness_ns_10k", Box::new(|| null_10k.round())),
+        ("harness_ns_1m", Box::new(|| null_1m.round())),
+        ("iova_raw_ns_1k", Box::new(|| ours_1k.round())),
+        ("iova_raw_ns_10k", Box::new(|| ours_10k.round())),
+        ("iova_raw_ns_1m", Box::new(|| ours_1m.round())),
+        (
+            "offset_allocator_raw_ns_10k",
+            Box::new(|| offset_10k.round()),
+        ),
+        ("offset_allocator_raw_ns_1m", Box::new(|| offset_1m.round())),
+        ("buddy_raw_ns_10k", Box::new(|| buddy_10k.round())),
+        ("buddy_raw_ns_1m", Box::new(|| buddy_1m.round())),
+    ];
+    // One throwaway round warms clocks and caches, then the best of 5.
+    interleaved(&mut benches, 1);
+    let best = interleaved(&mut benches, 5);
+    for ((name, _), &ns) in benches.iter().zip(&best) {
+        report(name, ns);
     }
-    if let (Some(first), Some(last)) = (ours_net.first(), ours_net.last()) {
-        report("iova_growth_1k_to_1m", last / first);
-    }
+    let [h1k, h10k, h1m, o1k, o10k, o1m, off10k, off1m, bud10k, bud1m] = best[..] else {
+        return;
+    };
+    let (ours_1k, ours_10k, ours_1m) = (net(o1k, h1k), net(o10k, h10k), net(o1m, h1m));
+    report("iova_ns_1k", ours_1k);
+    report("iova_ns_10k", ours_10k);
+    report("iova_ns_1m", ours_1m);
+    report(
+        "iova_speedup_vs_offset_allocator_10k",
+        net(off10k, h10k) / ours_10k,
+    );
+    report(
+        "iova_speedup_vs_offset_allocator_1m",
+        net(off1m, h1m) / ours_1m,
+    );
+    report("iova_speedup_vs_buddy_10k", net(bud10k, h10k) / ours_10k);
+    report("iova_speedup_vs_buddy_1m", net(bud1m, h1m) / ours_1m);
+    report("iova_growth_1k_to_1m", ours_1m / ours_1k);
+
+    // vm-allocator scans its tree: a few thousand ops are plenty.
+    let short = Workload::new(10_000, 3_000, 0x4000);
+    let vm_ns = Runner::new(vm(10_000), &short).round();
+    report("vm_allocator_raw_ns_10k", vm_ns);
+    report(
+        "iova_speedup_vs_vm_allocator_10k",
+        net(vm_ns, h10k) / ours_10k,
+    );
 }
 
 fn domain_with(mappings: usize, mem: &mut TableArena) -> Domain {
@@ -303,37 +333,50 @@ fn domain_with(mappings: usize, mem: &mut TableArena) -> Domain {
     d
 }
 
-/// ns per MAP + UNMAP pair of 4 KiB in a domain already holding `mappings`.
-fn map_unmap_ns(mappings: usize) -> f64 {
-    let mut mem = TableArena::new(0x1_0000_0000, 1 << 22);
-    let mut d = domain_with(mappings, &mut mem);
+/// One round of MAP + UNMAP pairs of 4 KiB; ns per pair.
+fn map_unmap_round(d: &mut Domain, mem: &mut TableArena) -> f64 {
     let iters = 300_000;
-    let mut best = f64::INFINITY;
-    for _ in 0..5 {
-        let start = Instant::now();
-        for i in 0..iters as u64 {
-            let iova = d
-                .map(
-                    &mut mem,
-                    (i & 0xFFFF) * PAGE_4K,
-                    PAGE_4K,
-                    MapFlags::READ_WRITE,
-                    None,
-                )
-                .unwrap_or(0);
-            black_box(d.unmap(&mut mem, iova).ok());
-        }
-        best = best.min(start.elapsed().as_nanos() as f64 / iters as f64);
+    let start = Instant::now();
+    for i in 0..iters as u64 {
+        let iova = d
+            .map(
+                mem,
+                (i & 0xFFFF) * PAGE_4K,
+                PAGE_4K,
+                MapFlags::READ_WRITE,
+                None,
+            )
+            .unwrap_or(0);
+        black_box(d.unmap(mem, iova).ok());
     }
-    best
+    start.elapsed().as_nanos() as f64 / iters as f64
 }
 
 fn domain_suite() {
-    let small = map_unmap_ns(1_000);
-    let large = map_unmap_ns(1_000_000);
-    report("map_unmap_4k_ns", small);
-    report("map_unmap_4k_1m_ns", large);
-    report("map_growth_1k_to_1m", large / small);
+    // MAP + UNMAP in a domain already holding 1k / 1M mappings, interleaved.
+    let mut mem_small = TableArena::new(0x1_0000_0000, 1 << 22);
+    let mut small = domain_with(1_000, &mut mem_small);
+    let mut mem_large = TableArena::new(0x1_0000_0000, 1 << 22);
+    let mut large = domain_with(1_000_000, &mut mem_large);
+    let mut benches: Vec<Bench<'_>> = vec![
+        (
+            "map_unmap_4k_ns",
+            Box::new(|| map_unmap_round(&mut small, &mut mem_small)),
+        ),
+        (
+            "map_unmap_4k_1m_ns",
+            Box::new(|| map_unmap_round(&mut large, &mut mem_large)),
+        ),
+    ];
+    interleaved(&mut benches, 1);
+    let best = interleaved(&mut benches, 5);
+    for ((name, _), &ns) in benches.iter().zip(&best) {
+        report(name, ns);
+    }
+    if let [small_ns, large_ns] = best[..] {
+        report("map_growth_1k_to_1m", large_ns / small_ns);
+    }
+    drop(benches);
 
     let mut mem = TableArena::new(0x1_0000_0000, 1 << 16);
     let mut d = domain_with(1_000, &mut mem);
