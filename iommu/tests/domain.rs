@@ -212,3 +212,46 @@ fn bad_sizes_and_table_growth_across_48_bits() {
     assert_eq!(d.levels(), 4);
     assert_ne!(d.root(), root, "the device table entry must be rewritten");
 }
+
+#[test]
+fn hostile_arguments_give_errors_not_panics() {
+    let (mut mem, mut d) = domain(DomainConfig::default());
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Mix wild values with page-aligned ones so some calls succeed.
+        match seed % 4 {
+            0 => seed,
+            1 => seed & !0xFFF,
+            2 => (seed % 64) * PAGE_4K,
+            _ => u64::MAX - (seed % 3) * PAGE_4K,
+        }
+    };
+    let mut mapped = Vec::new();
+    for _ in 0..20_000 {
+        let (phys, size, iova) = (next(), next(), next());
+        let wanted = (iova % 2 == 0).then_some(iova);
+        match d.map(&mut mem, phys, size, MapFlags::READ_WRITE, wanted) {
+            Ok(at) => mapped.push(at),
+            Err(e) => assert!(
+                [EINVAL, EEXIST, ENOSPC, syscall::error::ENOMEM].contains(&e.errno),
+                "{e:?}"
+            ),
+        }
+        let _ = d.translate(&mem, next());
+        if let Err(e) = d.unmap(&mut mem, next()) {
+            assert_eq!(e.errno, ENOENT);
+        }
+    }
+    // Some were unmapped by the random unmaps above; the rest must still be.
+    let left: Vec<u64> = d.mappings().map(|(iova, _)| iova).collect();
+    assert!(left.iter().all(|iova| mapped.contains(iova)));
+    assert!(!left.is_empty());
+    for iova in left {
+        d.unmap(&mut mem, iova).unwrap();
+    }
+    assert_eq!(d.mapping_count(), 0);
+    assert_eq!(mem.live_tables(), 1);
+}
