@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod irq;
+pub mod memory;
 pub mod msi;
 pub mod pci;
 pub mod quirks;

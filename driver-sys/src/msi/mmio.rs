@@ -55,6 +55,15 @@ impl<T: Mmio + ?Sized> Mmio for &T {
     }
 }
 
+impl<T: Mmio + ?Sized> Mmio for std::sync::Arc<T> {
+    fn read_u32(&self, offset: usize) -> Result<u32, MmioError> {
+        (**self).read_u32(offset)
+    }
+    fn write_u32(&self, offset: usize, value: u32) -> Result<(), MmioError> {
+        (**self).write_u32(offset, value)
+    }
+}
+
 /// An in-memory MMIO region for tests and simulated devices.
 #[derive(Debug)]
 pub struct MemoryMmio {

@@ -7,6 +7,8 @@
 pub mod bar;
 pub mod capability;
 pub mod config;
+pub mod function;
+pub mod pcid_wire;
 
 pub use bar::{Bar, BarError, BarKind, read_bars};
 pub use capability::{
@@ -17,3 +19,5 @@ pub use config::{
     COMMAND_INTX_DISABLE, ConfigError, ConfigSpace, MemoryConfigSpace, PCI_CONFIG_SPACE_SIZE,
     REG_COMMAND, REG_STATUS, set_intx_disabled,
 };
+pub use function::{MappedBar, PCID_CLIENT_CHANNEL, PciFunction, PcidError};
+pub use pcid_wire::{PciAddress, PcidBar};

@@ -1,2 +1,4 @@
 //! Simulated hardware of the host machine: devices the unmodified daemons drive
 //! through the mocked kernel (PCI functions, SMM firmware, the IOMMU unit).
+
+pub mod pci_function;

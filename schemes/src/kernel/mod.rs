@@ -20,7 +20,9 @@ use std::thread::JoinHandle;
 use ::syscall::error::{EEXIST, Error, Result};
 
 use crate::mock::clock::Clock;
-use crate::mock::{irq::IrqScheme, memory::MemoryScheme, phys::PhysArena, time::TimeScheme};
+use crate::mock::{
+    irq::IrqScheme, memory::MemoryScheme, pci::PciScheme, phys::PhysArena, time::TimeScheme,
+};
 use description::{DescKind, Description};
 use event::EventHub;
 use kscheme::{EventPort, KernelScheme};
@@ -70,6 +72,7 @@ pub struct Kernel {
     clock: Arc<Clock>,
     phys: Arc<PhysArena>,
     irq: Arc<IrqScheme>,
+    pci: Arc<PciScheme>,
     config: MachineConfig,
 }
 
@@ -79,7 +82,7 @@ impl Kernel {
         Self::boot_with(MachineConfig::default())
     }
 
-    /// Boots a machine: RAM, and the kernel schemes `memory`, `irq`, `time`.
+    /// Boots a machine: RAM, and the kernel schemes `memory`, `irq`, `pci`, `time`.
     pub fn boot_with(config: MachineConfig) -> Arc<Kernel> {
         let hub = Arc::new(EventHub::default());
         let clock = Arc::new(Clock::new());
@@ -88,6 +91,8 @@ impl Kernel {
         let irq_id = ids.fetch_add(1, Ordering::Relaxed);
         let time_id = ids.fetch_add(1, Ordering::Relaxed);
         let mem_id = ids.fetch_add(1, Ordering::Relaxed);
+        let pci_id = ids.fetch_add(1, Ordering::Relaxed);
+        let pci = Arc::new(PciScheme::new());
         let irq = Arc::new(IrqScheme::new(
             config.cpus,
             EventPort {
@@ -125,6 +130,13 @@ impl Kernel {
                 id: mem_id,
             },
         );
+        ns.insert(
+            "pci".into(),
+            NsEntry::Kernel {
+                scheme: pci.clone(),
+                id: pci_id,
+            },
+        );
         Arc::new(Kernel {
             ids,
             pids: AtomicUsize::new(1),
@@ -134,6 +146,7 @@ impl Kernel {
             clock,
             phys,
             irq,
+            pci,
             config,
         })
     }
@@ -293,6 +306,11 @@ impl Kernel {
     /// Simulated physical memory.
     pub fn phys(&self) -> &Arc<PhysArena> {
         &self.phys
+    }
+
+    /// The PCI bus: plug simulated functions in with [`PciScheme::add_function`].
+    pub fn pci(&self) -> &Arc<PciScheme> {
+        &self.pci
     }
 
     /// The interrupt controller side of the `irq` scheme (raise interrupts from the host).

@@ -12,6 +12,9 @@
 //!   taken there). The driver must then reprogram its MSI message.
 //! * `N` (0–15) — legacy INTx lines, shareable.
 //!
+//! Which vectors are taken is kept in a [`VectorMatrix`], the per-CPU bitmaps the
+//! kernel side of a Redox system would use; the per-line counters sit beside it.
+//!
 //! The host side ([`IrqScheme::raise`]) is the interrupt controller: it makes the
 //! vector's handle readable and posts `EVENT_READ`.
 
@@ -21,6 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use syscall::error::{EACCES, EAGAIN, EBADF, EEXIST, EINVAL, ENOENT, Error, Result};
 use syscall::flag::{EventFlags, O_CREAT, O_NONBLOCK};
+
+use driver_sys::vector::{MAX_CPUS, Vector, VectorMatrix};
 
 use crate::kernel::kscheme::{Caller, EventPort, KernelScheme};
 use crate::kernel::wait::{Waitpoint, lock};
@@ -61,6 +66,7 @@ struct State {
 /// The `irq` scheme and the simulated interrupt controller behind it.
 pub struct IrqScheme {
     cpus: usize,
+    matrix: VectorMatrix,
     state: Mutex<State>,
     next: AtomicUsize,
     fired: Waitpoint,
@@ -75,8 +81,11 @@ fn parse_cpu(s: &str) -> Option<usize> {
 impl IrqScheme {
     /// A controller for `cpus` CPUs.
     pub fn new(cpus: usize, events: EventPort) -> Self {
+        let cpus = cpus.clamp(1, MAX_CPUS);
         Self {
-            cpus: cpus.max(1),
+            cpus,
+            matrix: VectorMatrix::new(cpus)
+                .unwrap_or_else(|e| panic!("redox-host: vector matrix for {cpus} CPUs: {e}")),
             state: Mutex::new(State::default()),
             next: AtomicUsize::new(1),
             fired: Waitpoint::default(),
@@ -125,7 +134,7 @@ impl IrqScheme {
         })
     }
 
-    fn listing(&self, h: Handle, st: &State) -> Option<String> {
+    fn listing(&self, h: Handle) -> Option<String> {
         match h {
             Handle::Root => {
                 let mut s = String::from("bsp\n");
@@ -136,7 +145,7 @@ impl IrqScheme {
             }
             Handle::CpuDir(cpu) => Some(
                 (0..IRQS_PER_CPU)
-                    .filter(|&irq| !st.lines.contains_key(&Line::Vector { cpu, irq }))
+                    .filter(|&irq| !self.taken(cpu, irq))
                     .map(|irq| format!("{irq}\n"))
                     .collect(),
             ),
@@ -177,9 +186,17 @@ impl IrqScheme {
 
     /// Whether irq `irq` of `cpu` is reserved.
     pub fn is_reserved(&self, cpu: usize, irq: usize) -> bool {
-        lock(&self.state)
-            .lines
-            .contains_key(&Line::Vector { cpu, irq })
+        self.taken(cpu, irq)
+    }
+
+    fn vector(irq: usize) -> Vector {
+        Vector((irq + 0x20).min(0xFF) as u8)
+    }
+
+    fn taken(&self, cpu: usize, irq: usize) -> bool {
+        self.matrix
+            .is_allocated(cpu as u32, Self::vector(irq))
+            .unwrap_or(false)
     }
 
     /// Number of reserved vectors over all CPUs.
@@ -209,12 +226,18 @@ impl KernelScheme for IrqScheme {
                 if !caller.is_root() {
                     return Err(Error::new(EACCES));
                 }
-                if st.lines.contains_key(&line) {
+                let Line::Vector { cpu, irq } = line else {
+                    return Err(Error::new(EINVAL));
+                };
+                if self.taken(cpu, irq) {
                     return Err(Error::new(EEXIST));
                 }
                 if flags & O_CREAT == 0 {
                     return Err(Error::new(ENOENT));
                 }
+                self.matrix
+                    .reserve(cpu as u32, Self::vector(irq))
+                    .map_err(|e| Error::new(e.errno()))?;
                 st.lines.insert(
                     line,
                     LineState {
@@ -249,7 +272,7 @@ impl KernelScheme for IrqScheme {
                 Ok(n)
             }
             Handle::Root | Handle::CpuDir(_) => {
-                let text = self.listing(handle, &lock(&self.state)).unwrap_or_default();
+                let text = self.listing(handle).unwrap_or_default();
                 let n = text.len().min(buf.len());
                 buf[..n].copy_from_slice(&text.as_bytes()[..n]);
                 Ok(n)
@@ -311,10 +334,14 @@ impl KernelScheme for IrqScheme {
                     return Ok(buf.len());
                 }
                 let new = Line::Vector { cpu: to, irq };
-                if st.lines.contains_key(&new) {
-                    return Err(Error::new(EEXIST));
-                }
                 let old = Line::Vector { cpu, irq };
+                if !st.lines.contains_key(&old) {
+                    return Err(Error::new(EBADF));
+                }
+                self.matrix
+                    .reserve(to as u32, Self::vector(irq))
+                    .map_err(|e| Error::new(e.errno()))?;
+                let _ = self.matrix.free(cpu as u32, Self::vector(irq));
                 let ls = st.lines.remove(&old).ok_or(Error::new(EBADF))?;
                 st.lines.insert(new, ls);
                 for hd in st.handles.values_mut() {
@@ -353,6 +380,9 @@ impl KernelScheme for IrqScheme {
             };
             if gone {
                 st.lines.remove(&line);
+                if let Line::Vector { cpu, irq } = line {
+                    let _ = self.matrix.free(cpu as u32, Self::vector(irq));
+                }
             }
         }
     }

@@ -3,5 +3,6 @@
 pub mod clock;
 pub mod irq;
 pub mod memory;
+pub mod pci;
 pub mod phys;
 pub mod time;

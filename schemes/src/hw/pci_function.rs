@@ -1,0 +1,610 @@
+//! A simulated PCI function: configuration space with MSI and MSI-X capabilities,
+//! memory BARs backed by simulated RAM, the MSI-X table and PBA living in BAR
+//! memory, an interrupt sender, and a DMA engine.
+//!
+//! The driver reaches it exactly as it would reach hardware: config space through
+//! the mocked `pci` scheme (pcid's channel), BARs through the `memory` scheme's
+//! physmap. BAR memory is ordinary simulated RAM (allocated below 4 GiB when the
+//! function is built), so the MSI-X table the driver writes through its mapping is
+//! what [`SimPciFunction::signal_msix`] reads.
+//!
+//! Interrupts follow the PCI rules: a message goes out only if the mode is
+//! enabled; a masked MSI-X entry (or the function mask) sets the entry's PBA bit
+//! instead, and [`SimPciFunction::deliver_pending`] sends it once unmasked. A
+//! message is decoded as the local APIC would (address bits 19:12 = APIC id,
+//! data bits 7:0 = vector) and raised on the `irq` scheme as `vector - 32` of CPU
+//! `apic id` (the simulated machine numbers CPUs by APIC id).
+//!
+//! DMA needs bus mastering (command bit 2), respects the device's address width,
+//! and goes through an optional translation hook — where a simulated IOMMU plugs
+//! in ([`SimPciFunction::set_translation`]); without one, bus address = physical.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use driver_sys::msi::{MsiCapability, MsixCapability};
+use driver_sys::pci::pcid_wire::{FullDeviceId, LegacyInterruptLine, PcidFunctionInfo};
+use driver_sys::pci::{ConfigSpace, MemoryConfigSpace, PciAddress, PcidBar};
+use syscall::error::{EINVAL, Error, Result};
+
+use crate::kernel::Kernel;
+use crate::kernel::wait::lock;
+use crate::mock::irq::IrqScheme;
+use crate::mock::phys::{PAGE, PhysArena};
+
+/// Where the MSI capability sits in config space.
+pub const MSI_CAP_OFFSET: u8 = 0x50;
+/// Where the MSI-X capability sits in config space.
+pub const MSIX_CAP_OFFSET: u8 = 0x70;
+/// Command register bit 2: the function may master the bus (do DMA).
+pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
+
+/// The MSI capability to build.
+#[derive(Debug, Clone, Copy)]
+pub struct SimMsi {
+    /// log2 of the vectors the function can send (0..=5).
+    pub log2_vectors: u8,
+    /// 64-bit message address.
+    pub is_64bit: bool,
+    /// Mask and pending registers.
+    pub per_vector_masking: bool,
+}
+
+/// The MSI-X capability to build.
+#[derive(Debug, Clone, Copy)]
+pub struct SimMsix {
+    /// Table entries (1..=2048).
+    pub table_size: u16,
+    /// BAR holding the table, and the offset in it.
+    pub table: (u8, u32),
+    /// BAR holding the PBA, and the offset in it.
+    pub pba: (u8, u32),
+}
+
+/// What a simulated function looks like.
+#[derive(Debug, Clone)]
+pub struct SimFunctionSpec {
+    /// Address.
+    pub addr: PciAddress,
+    /// Vendor, device, class and revision.
+    pub id: FullDeviceId,
+    /// Sizes of memory BARs 0..6 (0 = no BAR); powers of two, at least a page.
+    pub bar_sizes: [u32; 6],
+    /// MSI, if any.
+    pub msi: Option<SimMsi>,
+    /// MSI-X, if any.
+    pub msix: Option<SimMsix>,
+    /// The legacy line the INTx pin is routed to, if any.
+    pub intx_line: Option<u8>,
+    /// Address bits the DMA engine can drive (32 for a 32-bit-only device).
+    pub dma_address_bits: u8,
+}
+
+impl SimFunctionSpec {
+    /// A function like the DSMIL controller: 16 KiB of registers in BAR0, MSI-X with
+    /// `vectors` entries (table in BAR2 at 0, PBA in BAR2 at 0x800), 64-bit MSI with
+    /// 4 vectors and masking, INTx on line 11, 64-bit DMA.
+    pub fn dsmil_like(addr: PciAddress, vectors: u16) -> Self {
+        Self {
+            addr,
+            id: FullDeviceId {
+                vendor_id: 0x1028,
+                device_id: 0xD511,
+                class: 0x08,
+                subclass: 0x80,
+                interface: 0,
+                revision: 1,
+            },
+            bar_sizes: [0x4000, 0, 0x1000, 0, 0, 0],
+            msi: Some(SimMsi {
+                log2_vectors: 2,
+                is_64bit: true,
+                per_vector_masking: true,
+            }),
+            msix: Some(SimMsix {
+                table_size: vectors,
+                table: (2, 0),
+                pba: (2, 0x800),
+            }),
+            intx_line: Some(11),
+            dma_address_bits: 64,
+        }
+    }
+}
+
+/// Why a DMA transfer did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmaFault {
+    /// Bus mastering is off.
+    BusMasterDisabled,
+    /// The address needs more bits than the device drives.
+    BeyondAddressWidth(u64),
+    /// The translation hook refused the address (an IOMMU fault).
+    Translation(u64),
+    /// The (translated) address is not RAM.
+    NotRam(u64),
+}
+
+/// Direction of a DMA access, for the translation hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmaAccess {
+    /// Device reads memory.
+    Read,
+    /// Device writes memory.
+    Write,
+}
+
+/// Translates one page-bounded chunk: (requester id, bus address, length, access)
+/// → physical address, or `None` for a fault.
+pub type DmaTranslation = Arc<dyn Fn(u16, u64, usize, DmaAccess) -> Option<u64> + Send + Sync>;
+
+/// What became of an interrupt the function sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptOutcome {
+    /// Raised on `cpu` as `vector`; `claimed` says whether a handle held it.
+    Delivered {
+        /// CPU (= APIC id).
+        cpu: usize,
+        /// IDT vector.
+        vector: u8,
+        /// Whether someone had reserved the vector (false = spurious).
+        claimed: bool,
+    },
+    /// Masked: the pending bit was set instead.
+    Pending,
+    /// The mode is disabled (or the entry is invalid); nothing was sent.
+    Dropped,
+}
+
+/// Counters of the function.
+#[derive(Debug, Default)]
+pub struct SimFunctionStats {
+    /// Bytes the DMA engine moved.
+    pub dma_bytes: AtomicU64,
+    /// DMA transfers refused.
+    pub dma_faults: AtomicU64,
+    /// Messages delivered.
+    pub interrupts: AtomicU64,
+}
+
+/// One simulated PCI function.
+pub struct SimPciFunction {
+    spec: SimFunctionSpec,
+    config: Mutex<MemoryConfigSpace>,
+    bars: [Option<(u64, u64)>; 6],
+    phys: Arc<PhysArena>,
+    irq: Arc<IrqScheme>,
+    translation: RwLock<Option<DmaTranslation>>,
+    claimed: AtomicBool,
+    /// Counters.
+    pub stats: SimFunctionStats,
+}
+
+impl core::fmt::Debug for SimPciFunction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimPciFunction")
+            .field("addr", &self.spec.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimPciFunction {
+    /// Builds the function on `kernel`'s machine: BAR memory comes from its RAM.
+    pub fn new(kernel: &Kernel, spec: SimFunctionSpec) -> Result<Arc<Self>> {
+        let phys = kernel.phys().clone();
+        let mut bars = [None; 6];
+        let mut cfg = MemoryConfigSpace::new();
+        // Building a fixed in-memory layout at constant, aligned offsets cannot fail.
+        let w32 = |cfg: &mut MemoryConfigSpace, off: u16, v: u32| {
+            let _ = cfg.write_u32(off, v);
+        };
+        let id = spec.id;
+        w32(
+            &mut cfg,
+            0x00,
+            u32::from(id.vendor_id) | (u32::from(id.device_id) << 16),
+        );
+        w32(
+            &mut cfg,
+            0x08,
+            u32::from(id.revision) | (id.class_code() << 8),
+        );
+        for (i, &size) in spec.bar_sizes.iter().enumerate() {
+            if size == 0 {
+                continue;
+            }
+            if !size.is_power_of_two() || (size as usize) < PAGE {
+                return Err(Error::new(EINVAL));
+            }
+            let base = phys.alloc(size as usize, true)?;
+            bars[i] = Some((base, u64::from(size)));
+            let off = 0x10 + 4 * i as u16;
+            w32(&mut cfg, off, base as u32);
+            cfg.set_bar_size_mask(i, !(size - 1));
+        }
+        let mut status: u16 = 0;
+        let mut next_ptr: u16 = 0x34;
+        if let Some(msi) = spec.msi {
+            status |= 1 << 4;
+            let _ = cfg.write_u8(next_ptr, MSI_CAP_OFFSET);
+            let mut control = u16::from(msi.log2_vectors.min(5)) << 1;
+            if msi.is_64bit {
+                control |= 1 << 7;
+            }
+            if msi.per_vector_masking {
+                control |= 1 << 8;
+            }
+            w32(
+                &mut cfg,
+                u16::from(MSI_CAP_OFFSET),
+                0x05 | (u32::from(control) << 16),
+            );
+            next_ptr = u16::from(MSI_CAP_OFFSET) + 1;
+        }
+        if let Some(msix) = spec.msix {
+            status |= 1 << 4;
+            let _ = cfg.write_u8(next_ptr, MSIX_CAP_OFFSET);
+            let base = u16::from(MSIX_CAP_OFFSET);
+            let control = u32::from(msix.table_size.clamp(1, 2048) - 1);
+            w32(&mut cfg, base, 0x11 | (control << 16));
+            w32(&mut cfg, base + 4, msix.table.1 | u32::from(msix.table.0));
+            w32(&mut cfg, base + 8, msix.pba.1 | u32::from(msix.pba.0));
+            // The table must lie inside its BAR, the PBA inside its own.
+            let fits = |(bir, off): (u8, u32), len: u64| {
+                bars.get(usize::from(bir))
+                    .copied()
+                    .flatten()
+                    .is_some_and(|(_, size)| u64::from(off) + len <= size)
+            };
+            let n = u64::from(msix.table_size);
+            if !fits(msix.table, n * 16) || !fits(msix.pba, n.div_ceil(64) * 8) {
+                return Err(Error::new(EINVAL));
+            }
+        }
+        let _ = cfg.write_u16(0x06, status);
+        if spec.intx_line.is_some() {
+            let _ = cfg.write_u8(0x3D, 1);
+        }
+        // Every entry starts masked, as the spec requires after reset.
+        let f = Arc::new(Self {
+            config: Mutex::new(cfg),
+            bars,
+            phys,
+            irq: kernel.irq().clone(),
+            translation: RwLock::new(None),
+            claimed: AtomicBool::new(false),
+            stats: SimFunctionStats::default(),
+            spec,
+        });
+        if let Some(msix) = f.spec.msix {
+            for i in 0..msix.table_size {
+                if let Some(a) = f.msix_entry_addr(i) {
+                    f.phys.write(a + 12, &1u32.to_le_bytes());
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// The function's address.
+    pub fn address(&self) -> PciAddress {
+        self.spec.addr
+    }
+
+    /// The spec it was built from.
+    pub fn spec(&self) -> &SimFunctionSpec {
+        &self.spec
+    }
+
+    /// Base and size of BAR `i`.
+    pub fn bar(&self, i: usize) -> Option<(u64, u64)> {
+        self.bars.get(i).copied().flatten()
+    }
+
+    /// What pcid reports for this function.
+    pub fn info(&self) -> PcidFunctionInfo {
+        let bars = self.bars.map(|b| match b {
+            Some((addr, size)) => PcidBar::Memory32 {
+                addr: addr as u32,
+                size: size as u32,
+            },
+            None => PcidBar::None,
+        });
+        PcidFunctionInfo {
+            addr: self.spec.addr,
+            bars,
+            legacy_interrupt_line: self.spec.intx_line.map(|irq| LegacyInterruptLine {
+                irq,
+                phandled: None,
+            }),
+            full_device_id: self.spec.id,
+        }
+    }
+
+    /// Claims the function for one driver (pcid hands out one channel at a time).
+    pub(crate) fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Releases the claim.
+    pub(crate) fn release(&self) {
+        self.claimed.store(false, Ordering::Release);
+    }
+
+    /// Runs `f` on the configuration space (pcid's config access).
+    pub fn with_config<R>(&self, f: impl FnOnce(&mut MemoryConfigSpace) -> R) -> R {
+        f(&mut lock(&self.config))
+    }
+
+    /// Writes a config dword as the hardware would: read-only capability fields
+    /// (MSI-X table size, MSI capabilities bits, capability ids and pointers) keep
+    /// their value.
+    pub fn config_write_u32(&self, offset: u16, value: u32) -> Result<()> {
+        let mut cfg = lock(&self.config);
+        let old = cfg.read_u32(offset).map_err(|_| Error::new(EINVAL))?;
+        // Writable bits per dword of our capabilities (the rest read-only).
+        let writable: u32 = match offset {
+            o if o == u16::from(MSI_CAP_OFFSET) => (0x0001 | 0x0070) << 16,
+            o if o == u16::from(MSIX_CAP_OFFSET) => 0xC000 << 16,
+            o if o == u16::from(MSIX_CAP_OFFSET) + 4 || o == u16::from(MSIX_CAP_OFFSET) + 8 => 0,
+            0x00 | 0x08 | 0x34 => 0,
+            0x04 => 0xF900_FFFF, // status low bits are read-only; error bits RW1C ignored
+            _ => u32::MAX,
+        };
+        let merged = (value & writable) | (old & !writable);
+        cfg.write_u32(offset, merged)
+            .map_err(|_| Error::new(EINVAL))
+    }
+
+    /// Reads a config dword.
+    pub fn config_read_u32(&self, offset: u16) -> Result<u32> {
+        lock(&self.config)
+            .read_u32(offset)
+            .map_err(|_| Error::new(EINVAL))
+    }
+
+    fn command(&self) -> u16 {
+        lock(&self.config).read_u16(0x04).unwrap_or(0)
+    }
+
+    /// Installs (or removes) the DMA translation hook — the IOMMU in front of the function.
+    pub fn set_translation(&self, t: Option<DmaTranslation>) {
+        if let Ok(mut g) = self.translation.write() {
+            *g = t;
+        }
+    }
+
+    /// Chunks of `[bus, bus+len)` split at page boundaries, translated.
+    fn translate(
+        &self,
+        bus: u64,
+        len: usize,
+        access: DmaAccess,
+    ) -> core::result::Result<Vec<(u64, usize, usize)>, DmaFault> {
+        if self.command() & COMMAND_BUS_MASTER == 0 {
+            return Err(DmaFault::BusMasterDisabled);
+        }
+        let end = bus
+            .checked_add(len as u64)
+            .ok_or(DmaFault::BeyondAddressWidth(bus))?;
+        let bits = self.spec.dma_address_bits.min(64);
+        if bits < 64 && end > (1u64 << bits) {
+            return Err(DmaFault::BeyondAddressWidth(end - 1));
+        }
+        let hook = self.translation.read().ok().and_then(|g| g.clone());
+        let rid = self.spec.addr.requester_id();
+        let mut out = Vec::new();
+        let mut done = 0usize;
+        while done < len {
+            let at = bus + done as u64;
+            let n = (PAGE - (at as usize % PAGE)).min(len - done);
+            let phys = match &hook {
+                Some(h) => h(rid, at, n, access).ok_or(DmaFault::Translation(at))?,
+                None => at,
+            };
+            if self.phys.host_ptr(phys, n).is_none() {
+                return Err(DmaFault::NotRam(phys));
+            }
+            out.push((phys, done, n));
+            done += n;
+        }
+        Ok(out)
+    }
+
+    fn count_fault<T>(
+        &self,
+        r: core::result::Result<T, DmaFault>,
+    ) -> core::result::Result<T, DmaFault> {
+        if r.is_err() {
+            self.stats.dma_faults.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// The device writes `data` to bus address `bus`.
+    pub fn dma_write(&self, bus: u64, data: &[u8]) -> core::result::Result<(), DmaFault> {
+        let chunks = self.count_fault(self.translate(bus, data.len(), DmaAccess::Write))?;
+        for (phys, at, n) in chunks {
+            if let Some(src) = data.get(at..at + n) {
+                self.phys.write(phys, src);
+            }
+        }
+        self.stats
+            .dma_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The device reads `buf.len()` bytes from bus address `bus`.
+    pub fn dma_read(&self, bus: u64, buf: &mut [u8]) -> core::result::Result<(), DmaFault> {
+        let chunks = self.count_fault(self.translate(bus, buf.len(), DmaAccess::Read))?;
+        for (phys, at, n) in chunks {
+            if let Some(dst) = buf.get_mut(at..at + n) {
+                self.phys.read(phys, dst);
+            }
+        }
+        self.stats
+            .dma_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn msix_cap(&self) -> Option<MsixCapability> {
+        self.spec.msix?;
+        MsixCapability::parse(&mut *lock(&self.config), MSIX_CAP_OFFSET).ok()
+    }
+
+    fn msix_entry_addr(&self, index: u16) -> Option<u64> {
+        let m = self.spec.msix?;
+        if index >= m.table_size {
+            return None;
+        }
+        let (base, _) = self.bar(usize::from(m.table.0))?;
+        Some(base + u64::from(m.table.1) + u64::from(index) * 16)
+    }
+
+    fn pba_dword(&self, index: u16) -> Option<u64> {
+        let m = self.spec.msix?;
+        let (base, _) = self.bar(usize::from(m.pba.0))?;
+        Some(base + u64::from(m.pba.1) + u64::from(index / 32) * 4)
+    }
+
+    /// Whether entry `index`'s pending bit is set.
+    pub fn msix_pending(&self, index: u16) -> bool {
+        let Some(a) = self.pba_dword(index) else {
+            return false;
+        };
+        let mut b = [0u8; 4];
+        self.phys.read(a, &mut b) && u32::from_le_bytes(b) & (1 << (index % 32)) != 0
+    }
+
+    fn set_pending(&self, index: u16, on: bool) {
+        if let Some(a) = self.pba_dword(index) {
+            let mut b = [0u8; 4];
+            self.phys.read(a, &mut b);
+            let mut v = u32::from_le_bytes(b);
+            let bit = 1 << (index % 32);
+            v = if on { v | bit } else { v & !bit };
+            self.phys.write(a, &v.to_le_bytes());
+        }
+    }
+
+    fn send(&self, address: u64, data: u32) -> InterruptOutcome {
+        // The local APIC's view: 0xFEEx_xxxx, destination in 19:12, vector in 7:0.
+        if address >> 32 != 0 || (address as u32) & 0xFFF0_0000 != 0xFEE0_0000 {
+            return InterruptOutcome::Dropped;
+        }
+        let cpu = ((address >> 12) & 0xFF) as usize;
+        let vector = data as u8;
+        if !(0x20..=0xEF).contains(&vector) {
+            return InterruptOutcome::Dropped;
+        }
+        let claimed = self.irq.raise(cpu, usize::from(vector - 0x20));
+        self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
+        InterruptOutcome::Delivered {
+            cpu,
+            vector,
+            claimed,
+        }
+    }
+
+    /// The function signals MSI-X entry `index`.
+    pub fn signal_msix(&self, index: u16) -> InterruptOutcome {
+        let Some(cap) = self.msix_cap() else {
+            return InterruptOutcome::Dropped;
+        };
+        let Some(entry) = self.msix_entry_addr(index) else {
+            return InterruptOutcome::Dropped;
+        };
+        if !cap.is_enabled() {
+            return InterruptOutcome::Dropped;
+        }
+        let mut raw = [0u8; 16];
+        self.phys.read(entry, &mut raw);
+        let word = |i: usize| {
+            raw.get(i * 4..i * 4 + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+                .unwrap_or(0)
+        };
+        if cap.is_function_masked() || word(3) & 1 != 0 {
+            self.set_pending(index, true);
+            return InterruptOutcome::Pending;
+        }
+        let address = u64::from(word(0)) | (u64::from(word(1)) << 32);
+        self.send(address, word(2))
+    }
+
+    /// Sends every pending MSI-X message whose entry is now unmasked (what the
+    /// hardware does when software clears a mask); returns how many went out.
+    pub fn deliver_pending(&self) -> usize {
+        let Some(m) = self.spec.msix else { return 0 };
+        let mut n = 0;
+        for i in 0..m.table_size {
+            if self.msix_pending(i) {
+                self.set_pending(i, false);
+                if let InterruptOutcome::Delivered { .. } = self.signal_msix(i) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The function signals MSI message `index` (of the enabled block).
+    pub fn signal_msi(&self, index: u32) -> InterruptOutcome {
+        let mut cfg = lock(&self.config);
+        let Ok(cap) = MsiCapability::parse(&mut *cfg, MSI_CAP_OFFSET) else {
+            return InterruptOutcome::Dropped;
+        };
+        if !cap.is_enabled() || index >= cap.enabled_vectors() {
+            return InterruptOutcome::Dropped;
+        }
+        if let Some(mask) = cap.mask_offset()
+            && cfg.read_u32(mask).unwrap_or(0) & (1 << index) != 0
+        {
+            if let Some(p) = cap.pending_offset() {
+                let v = cfg.read_u32(p).unwrap_or(0);
+                let _ = cfg.write_u32(p, v | (1 << index));
+            }
+            return InterruptOutcome::Pending;
+        }
+        let lo = cfg.read_u32(cap.address_lo_offset()).unwrap_or(0);
+        let hi = cap
+            .address_hi_offset()
+            .map(|o| cfg.read_u32(o).unwrap_or(0))
+            .unwrap_or(0);
+        let data = cfg.read_u16(cap.data_offset()).unwrap_or(0);
+        drop(cfg);
+        // Multi-message: the function puts the message number in the low data bits.
+        let data = u32::from(data) | index;
+        self.send(u64::from(lo) | (u64::from(hi) << 32), data)
+    }
+
+    /// The function asserts INTx (ignored while the command register disables it).
+    pub fn signal_intx(&self) -> InterruptOutcome {
+        let Some(line) = self.spec.intx_line else {
+            return InterruptOutcome::Dropped;
+        };
+        if self.command() & (1 << 10) != 0 {
+            return InterruptOutcome::Dropped;
+        }
+        let claimed = self.irq.raise_legacy(usize::from(line));
+        InterruptOutcome::Delivered {
+            cpu: 0,
+            vector: line + 0x20,
+            claimed,
+        }
+    }
+
+    /// Signals interrupt `index` in whichever mode the driver enabled.
+    pub fn signal(&self, index: u16) -> InterruptOutcome {
+        if self.msix_cap().is_some_and(|c| c.is_enabled()) {
+            return self.signal_msix(index);
+        }
+        match self.signal_msi(u32::from(index)) {
+            InterruptOutcome::Dropped => self.signal_intx(),
+            o => o,
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! driver-sys against the mocked kernel: the pcid channel of a simulated function,
+//! MSI-X/MSI/INTx programmed by driver-sys and raised by the simulated function,
+//! vectors without probing, affinity, and the degradation chain under quirks.
+
+use std::sync::Arc;
+
+use driver_sys::irq::{InterruptVectors, IrqMode, StepOutcome, enable_interrupts, function_quirks};
+use driver_sys::msi::Mmio;
+use driver_sys::pci::pcid_wire::{PciFeature, PciFeatureInfo};
+use driver_sys::pci::{
+    CAP_ID_MSI, CAP_ID_MSIX, ConfigSpace, PciAddress, PciFunction, PcidBar, PcidError,
+};
+use driver_sys::quirks::QuirkFlags;
+use driver_sys::vector::CpuMask;
+use dsmil_tests as _;
+use event::EventQueue;
+use libredox::{call, flag};
+use redox_host::hw::pci_function::{InterruptOutcome, SimFunctionSpec, SimPciFunction};
+use redox_host::{Cred, Kernel, MachineConfig};
+use syscall::error::{EAGAIN, EEXIST, ENOLCK};
+
+const ADDR: PciAddress = PciAddress::new(0, 3, 0);
+
+fn machine(cpus: usize, vectors: u16) -> (Arc<Kernel>, Arc<SimPciFunction>) {
+    let k = Kernel::boot_with(MachineConfig {
+        cpus,
+        ..MachineConfig::default()
+    });
+    let f = SimPciFunction::new(&k, SimFunctionSpec::dsmil_like(ADDR, vectors)).expect("function");
+    k.pci().add_function(f.clone()).expect("plug in");
+    (k, f)
+}
+
+#[test]
+fn pcid_channel_round_trips() {
+    let (k, sim) = machine(4, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let mut f = PciFunction::connect(&ADDR).expect("connect");
+    assert_eq!(f.address(), ADDR);
+    assert_eq!(f.identity().vendor, 0x1028);
+    assert_eq!(f.identity().class, 0x088000);
+    let (bar0, size0) = sim.bar(0).expect("bar0");
+    assert_eq!(
+        f.bar(0),
+        Some(PcidBar::Memory32 {
+            addr: bar0 as u32,
+            size: size0 as u32
+        })
+    );
+    assert_eq!(f.bar(1), Some(PcidBar::None));
+
+    // Config reads and writes.
+    assert_eq!(f.read_u32(0).expect("id"), 0xD511_1028);
+    f.write_u32(0xC0, 0x1234_5678).expect("write");
+    assert_eq!(f.read_u32(0xC0).expect("read back"), 0x1234_5678);
+    assert_eq!(f.read_u16(0xC2).expect("narrow"), 0x1234);
+    assert!(f.read_u32(2).is_err(), "misaligned");
+
+    // Capabilities, features.
+    let ids: Vec<u8> = f
+        .capabilities()
+        .expect("caps")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, vec![CAP_ID_MSI, CAP_ID_MSIX]);
+    assert_eq!(
+        f.features().expect("features"),
+        vec![PciFeature::Msi, PciFeature::MsiX]
+    );
+    match f.feature_info(PciFeature::MsiX).expect("msix info") {
+        PciFeatureInfo::MsiX(m) => {
+            assert_eq!((m.table_size, m.table_bar, m.pba_bar), (8, 2, 2));
+            assert_eq!(m.pba_offset, 0x800);
+        }
+        other => panic!("{other:?}"),
+    }
+    f.enable_device().expect("enable");
+    assert_eq!(f.read_u16(0x04).expect("command") & 0b111, 0b111);
+
+    // BAR mapping through physical@uc reaches the function's registers.
+    let bar = f.map_bar(0).expect("map bar0");
+    bar.write_u32(0x10, 0xCAFE_F00D).expect("mmio write");
+    assert_eq!(
+        k.phys().read_u64(bar0 + 0x10).map(|v| v as u32),
+        Some(0xCAFE_F00D)
+    );
+    assert!(bar.read_u32(size0 as usize).is_err(), "past the BAR");
+    assert!(matches!(f.map_bar(1), Err(PcidError::NotMemoryBar(1))));
+
+    // One channel per function, as pcid.
+    let path = format!("/scheme/pci/{}/channel", ADDR.scheme_name());
+    assert_eq!(
+        call::open(&path, flag::O_RDWR, 0),
+        Err(libredox::error::Error::new(ENOLCK))
+    );
+    drop(f);
+    // A channel fd handed over (what pcid-spawner passes in PCID_CLIENT_CHANNEL).
+    let fd = call::open(&path, flag::O_RDWR, 0).expect("reopen after close");
+    let g = PciFunction::from_channel_fd(fd).expect("from fd");
+    assert_eq!(g.identity().device, 0xD511);
+}
+
+#[test]
+fn pci_scheme_lists_functions_and_refuses_users() {
+    let (k, _sim) = machine(1, 1);
+    {
+        let (_p, _g) = k.enter("user", Cred::USER);
+        assert!(PciFunction::connect(&ADDR).is_err());
+    }
+    let (_p, _g) = k.enter("lister", Cred::ROOT);
+    let fd = call::open("/scheme/pci", flag::O_RDONLY, 0).expect("root");
+    let mut buf = [0u8; 256];
+    let n = call::read(fd, &mut buf).expect("list");
+    assert_eq!(&buf[..n], b"0000--00--03.0\n");
+    assert!(PciFunction::connect(&PciAddress::new(0, 4, 0)).is_err());
+}
+
+#[test]
+fn msix_vector_programmed_by_driver_sys_arrives_as_irq_and_event() {
+    let (k, sim) = machine(4, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let mut f = PciFunction::connect(&ADDR).expect("connect");
+    let vectors = InterruptVectors::open().expect("vectors");
+    assert_eq!(vectors.cpu_count(), 4);
+    assert_eq!(vectors.bsp_apic_id(), 0);
+    let setup = enable_interrupts(
+        &mut f,
+        &vectors,
+        4,
+        QuirkFlags::empty(),
+        &vectors.all_cpus(),
+    )
+    .expect("interrupts");
+    assert_eq!(setup.mode, IrqMode::MsiX);
+    assert_eq!(setup.handles.len(), 4);
+    assert!(!setup.is_degraded());
+    // Spread round-robin: four different CPUs.
+    let mut cpus: Vec<u32> = setup.handles.iter().filter_map(|h| h.cpu()).collect();
+    cpus.sort_unstable();
+    assert_eq!(cpus, vec![0, 1, 2, 3]);
+    for h in &setup.handles {
+        let irq = h.vector().irq_number().expect("device vector");
+        assert!(
+            k.irq()
+                .is_reserved(h.cpu().expect("cpu") as usize, usize::from(irq))
+        );
+    }
+
+    let queue = EventQueue::<usize>::new().expect("queue");
+    for (i, h) in setup.handles.iter().enumerate() {
+        h.subscribe(&queue, i).expect("subscribe");
+    }
+    let h2 = &setup.handles[2];
+    assert_eq!(
+        sim.signal_msix(2),
+        InterruptOutcome::Delivered {
+            cpu: h2.apic_id() as usize,
+            vector: h2.vector().0,
+            claimed: true
+        }
+    );
+    assert_eq!(queue.next_event().expect("event").user_data, 2);
+    let count = h2.wait().expect("readable");
+    assert_eq!(count, 1);
+    h2.ack(count).expect("ack");
+
+    // A masked entry sets its PBA bit instead; unmasking delivers it.
+    let msix = setup.msix.as_ref().expect("msix");
+    msix.table.mask(1).expect("mask");
+    assert_eq!(sim.signal_msix(1), InterruptOutcome::Pending);
+    assert!(msix.pba.is_pending(1).expect("pba"));
+    let h1 = &setup.handles[1];
+    h1.set_nonblocking(true).expect("nonblock");
+    assert_eq!(h1.wait().map_err(|e| e.errno), Err(EAGAIN));
+    msix.table.unmask(1).expect("unmask");
+    assert_eq!(sim.deliver_pending(), 1);
+    assert!(!msix.pba.is_pending(1).expect("pba"));
+    assert_eq!(h1.wait().expect("delivered after unmask"), 1);
+}
+
+#[test]
+fn affinity_moves_the_vector_and_the_message_follows() {
+    let (k, sim) = machine(4, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let mut f = PciFunction::connect(&ADDR).expect("connect");
+    let vectors = InterruptVectors::open().expect("vectors");
+    let mut setup = enable_interrupts(
+        &mut f,
+        &vectors,
+        1,
+        QuirkFlags::empty(),
+        &CpuMask::single(0),
+    )
+    .expect("interrupts");
+    let h = &mut setup.handles[0];
+    let irq = usize::from(h.vector().irq_number().expect("irq"));
+    h.set_affinity(3).expect("move");
+    assert!(k.irq().is_reserved(3, irq) && !k.irq().is_reserved(0, irq));
+    let msg = h.msi_message().expect("message");
+    let msix = setup.msix.as_ref().expect("msix");
+    msix.table.program(0, &msg).expect("reprogram");
+    assert!(matches!(
+        sim.signal_msix(0),
+        InterruptOutcome::Delivered {
+            cpu: 3,
+            claimed: true,
+            ..
+        }
+    ));
+    assert_eq!(setup.handles[0].wait().expect("on cpu 3"), 1);
+}
+
+#[test]
+fn exhausted_cpu_spills_to_another_with_affinity_broken() {
+    let (k, _sim) = machine(2, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let vectors = InterruptVectors::open_at("/scheme/irq", 0).expect("vectors");
+    // Someone else takes every vector of CPU 0 after we read the listings: our
+    // matrix believes they are free, the kernel says EEXIST.
+    let held: Vec<usize> = (0..208)
+        .filter_map(|n| {
+            call::open(
+                format!("/scheme/irq/cpu-00/{n}"),
+                flag::O_RDWR | flag::O_CREAT,
+                0,
+            )
+            .ok()
+        })
+        .collect();
+    assert_eq!(held.len(), 208);
+    let h = vectors.reserve(&CpuMask::single(0)).expect("spill");
+    assert_eq!(h.cpu(), Some(1));
+    assert!(h.affinity_broken(), "reported");
+    let irq = usize::from(h.vector().irq_number().expect("irq"));
+    assert!(k.irq().is_reserved(1, irq), "reserved in the real scheme");
+    assert_eq!(
+        vectors
+            .stats()
+            .collisions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        208,
+        "each taken vector cost one EEXIST, then CPU 0 counted as full"
+    );
+    assert_eq!(vectors.free_count(0).expect("cpu0"), 0);
+    assert_eq!(
+        call::open("/scheme/irq/cpu-00/0", flag::O_RDWR | flag::O_CREAT, 0),
+        Err(libredox::error::Error::new(EEXIST))
+    );
+}
+
+#[test]
+fn released_vectors_are_recycled_without_kernel_calls() {
+    let (k, _sim) = machine(2, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let vectors = InterruptVectors::open().expect("vectors");
+    let h = vectors.reserve(&CpuMask::single(1)).expect("reserve");
+    let v = h.vector();
+    drop(h);
+    let irq = usize::from(v.irq_number().expect("irq"));
+    assert!(
+        k.irq().is_reserved(1, irq),
+        "kept reserved in the idle pool"
+    );
+    let calls = vectors
+        .stats()
+        .kernel_reserves
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let again = vectors.reserve(&CpuMask::single(1)).expect("again");
+    assert_eq!(again.vector(), v);
+    assert_eq!(
+        vectors
+            .stats()
+            .kernel_reserves
+            .load(std::sync::atomic::Ordering::Relaxed),
+        calls
+    );
+    again.release();
+    assert!(
+        !k.irq().is_reserved(1, irq),
+        "release gives it back to the kernel"
+    );
+}
+
+fn steps_modes(setup: &driver_sys::irq::InterruptSetup) -> Vec<(IrqMode, u32, bool)> {
+    setup
+        .steps
+        .iter()
+        .map(|s| (s.mode, s.vectors, s.outcome == StepOutcome::Granted))
+        .collect()
+}
+
+#[test]
+fn degradation_chain_under_each_quirk() {
+    // NO_MSIX: MSI with a 4-vector aligned block; message 3 reaches handle 3.
+    {
+        let (k, sim) = machine(2, 8);
+        let (_p, _g) = k.enter("driver", Cred::ROOT);
+        let mut f = PciFunction::connect(&ADDR).expect("connect");
+        let vectors = InterruptVectors::open().expect("vectors");
+        let s = enable_interrupts(
+            &mut f,
+            &vectors,
+            4,
+            QuirkFlags::NO_MSIX,
+            &vectors.all_cpus(),
+        )
+        .expect("msi");
+        assert_eq!(s.mode, IrqMode::Msi);
+        assert!(matches!(s.steps[0].outcome, StepOutcome::SkippedByQuirk(_)));
+        assert_eq!(s.handles.len(), 4);
+        assert_eq!(s.handles[0].vector().0 % 4, 0, "aligned block");
+        assert!(matches!(
+            sim.signal_msi(3),
+            InterruptOutcome::Delivered { claimed: true, .. }
+        ));
+        assert_eq!(s.handles[3].wait().expect("message 3"), 1);
+    }
+    // NO_MSI | NO_MSIX, and FORCE_LEGACY_IRQ: INTx on the routed line.
+    for q in [
+        QuirkFlags::NO_MSI | QuirkFlags::NO_MSIX,
+        QuirkFlags::FORCE_LEGACY_IRQ,
+    ] {
+        let (k, sim) = machine(2, 8);
+        let (_p, _g) = k.enter("driver", Cred::ROOT);
+        let mut f = PciFunction::connect(&ADDR).expect("connect");
+        let vectors = InterruptVectors::open().expect("vectors");
+        let s = enable_interrupts(&mut f, &vectors, 4, q, &vectors.all_cpus()).expect("intx");
+        assert_eq!(s.mode, IrqMode::Intx, "{q}");
+        assert_eq!(
+            steps_modes(&s),
+            vec![
+                (IrqMode::MsiX, 0, false),
+                (IrqMode::Msi, 0, false),
+                (IrqMode::Intx, 1, true)
+            ]
+        );
+        assert!(matches!(
+            sim.signal_intx(),
+            InterruptOutcome::Delivered { claimed: true, .. }
+        ));
+        assert_eq!(s.handles[0].wait().expect("intx"), 1);
+        // MSI-X was never enabled, so the function cannot use it.
+        assert_eq!(sim.signal_msix(0), InterruptOutcome::Dropped);
+    }
+    // Too few vectors: MSI-X 8 and 4 refused, 2 granted.
+    {
+        let (k, sim) = machine(1, 8);
+        let (_p, _g) = k.enter("driver", Cred::ROOT);
+        let held: Vec<usize> = (0..206)
+            .filter_map(|n| {
+                call::open(
+                    format!("/scheme/irq/cpu-00/{n}"),
+                    flag::O_RDWR | flag::O_CREAT,
+                    0,
+                )
+                .ok()
+            })
+            .collect();
+        assert_eq!(held.len(), 206);
+        let mut f = PciFunction::connect(&ADDR).expect("connect");
+        let vectors = InterruptVectors::open().expect("vectors");
+        let s = enable_interrupts(
+            &mut f,
+            &vectors,
+            8,
+            QuirkFlags::empty(),
+            &vectors.all_cpus(),
+        )
+        .expect("fewer");
+        assert_eq!(
+            steps_modes(&s),
+            vec![
+                (IrqMode::MsiX, 8, false),
+                (IrqMode::MsiX, 4, false),
+                (IrqMode::MsiX, 2, true)
+            ]
+        );
+        assert!(s.is_degraded());
+        assert!(matches!(
+            sim.signal_msix(1),
+            InterruptOutcome::Delivered { claimed: true, .. }
+        ));
+        assert_eq!(s.handles[1].wait().expect("entry 1"), 1);
+    }
+}
+
+#[test]
+fn quirks_from_a_toml_directory_reach_the_chain() {
+    let dir = std::env::temp_dir().join(format!("driver-sys-quirks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("50-dsmil.toml"),
+        "[[quirk]]\nvendor = 0x1028\ndevice = 0xd511\nflags = [\"NO_MSIX\"]\nreason = \"test\"\n",
+    )
+    .expect("write");
+    let (k, _sim) = machine(2, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let mut f = PciFunction::connect(&ADDR).expect("connect");
+    let q = function_quirks(&f, Some(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(q, QuirkFlags::NO_MSIX);
+    let vectors = InterruptVectors::open().expect("vectors");
+    let s = enable_interrupts(&mut f, &vectors, 2, q, &vectors.all_cpus()).expect("msi");
+    assert_eq!(s.mode, IrqMode::Msi);
+}
