@@ -1,6 +1,6 @@
 //! `perf`: benchmark suites printing `name=value` lines.
 //!
-//! `cargo run --release -p dsmil-tests --bin perf -- <suite>`; suites: `kernel`.
+//! `cargo run --release -p dsmil-tests --bin perf -- <suite>`; suites: `kernel`, `iommu`.
 
 use std::process::ExitCode;
 
@@ -9,12 +9,13 @@ use dsmil_tests::perf;
 fn main() -> ExitCode {
     let suites: Vec<String> = std::env::args().skip(1).collect();
     if suites.is_empty() {
-        eprintln!("usage: perf <suite>...   (suites: kernel)");
+        eprintln!("usage: perf <suite>...   (suites: kernel, iommu)");
         return ExitCode::from(2);
     }
     for s in &suites {
         match s.as_str() {
             "kernel" => perf::kernel::run(),
+            "iommu" => perf::iommu::run(),
             other => {
                 eprintln!("perf: unknown suite {other}");
                 return ExitCode::from(2);
