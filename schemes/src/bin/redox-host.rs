@@ -1,16 +1,78 @@
 //! `redox-host`: the simulated Redox machine on Linux.
 //!
-//! `redox-host demo` boots it, starts the daemons, and shows them answering.
+//! * `redox-host demo` boots it, starts the daemons, and shows them answering.
+//! * `redox-host mount <dir>` boots it, starts dsmild, and exposes `/scheme` at
+//!   `<dir>` through FUSE until Ctrl-C (or SIGTERM), then unmounts cleanly.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use redox_host as _;
 
+/// Blocks SIGINT and SIGTERM in this thread — and so in every thread started
+/// after it — so they can be taken synchronously with `sigwait`.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local, zero-initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_stop_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` is initialised; `sig` is a valid out pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+fn mount(dir: &Path) -> ExitCode {
+    // Before any thread exists, so all of them inherit the mask.
+    let signals = block_stop_signals();
+    let kernel = redox_host::Kernel::boot();
+    let dsmild = redox_host::boot::dsmild(
+        &kernel,
+        dsmil::Config::default(),
+        dsmil::Hardware::minimal(47),
+    );
+    let mounted = match redox_host::fuse::mount(kernel.clone(), dir) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("redox-host mount: cannot mount {}: {e}", dir.display());
+            if let Some(why) = redox_host::fuse::unavailable_reason() {
+                eprintln!("redox-host mount: {why}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "redox-host: /scheme ({}) mounted at {}; Ctrl-C to unmount",
+        kernel.scheme_names().join(", "),
+        dir.display()
+    );
+    let sig = wait_for_stop_signal(&signals);
+    eprintln!("redox-host: signal {sig}, unmounting {}", dir.display());
+    let mut code = ExitCode::SUCCESS;
+    if let Err(e) = mounted.unmount() {
+        eprintln!("redox-host mount: unmount {}: {e}", dir.display());
+        code = ExitCode::FAILURE;
+    }
+    if let Err(e) = dsmild.stop() {
+        eprintln!("redox-host mount: dsmild: {e}");
+        code = ExitCode::FAILURE;
+    }
+    code
+}
+
 fn main() -> ExitCode {
     dsmil::logger::init(log::LevelFilter::Warn);
-    let cmd = std::env::args().nth(1).unwrap_or_default();
-    match cmd.as_str() {
-        "demo" => match redox_host::demo::run() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("demo") => match redox_host::demo::run() {
             Ok(report) => {
                 print!("{report}");
                 ExitCode::SUCCESS
@@ -20,8 +82,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("mount") if args.len() == 3 => mount(Path::new(&args[2])),
         _ => {
-            eprintln!("usage: redox-host demo");
+            eprintln!("usage: redox-host demo\n       redox-host mount <dir>");
             ExitCode::from(2)
         }
     }

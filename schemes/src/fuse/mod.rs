@@ -1,0 +1,95 @@
+//! `redox-host mount <dir>`: the simulated machine's `/scheme` namespace as a
+//! Linux directory, through FUSE.
+//!
+//! Any Linux program — `cat`, `dd`, Python, a C program, `dsmilctl --root` —
+//! becomes a real client of the unmodified daemons: its `open`, `read`, `write`,
+//! `close` and `poll` arrive here and are issued as the same `libredox` calls a
+//! Redox program makes (see [`bridge`] for how callers map to simulated
+//! processes). `<dir>/dsmil/status` is `/scheme/dsmil/status`.
+//!
+//! Files report size 0 and are opened with direct I/O, so every read reaches
+//! the scheme (readers read until a 0-byte read, as `cat` does). Blocking reads
+//! (`events`) run on a worker pool so other clients keep being served.
+
+pub mod bridge;
+pub mod namespace;
+pub mod workers;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+
+use crate::kernel::Kernel;
+use bridge::SchemeFs;
+use workers::Workers;
+
+/// FUSE session threads (requests that may block run on [`Workers`] instead).
+const SESSION_THREADS: usize = 4;
+
+/// A mounted namespace; dropping it (or [`Mounted::unmount`]) unmounts.
+pub struct Mounted {
+    session: Option<BackgroundSession>,
+    workers: Arc<Workers>,
+}
+
+impl Mounted {
+    /// Unmounts and waits for the FUSE session to end.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.unmount_inner()
+    }
+
+    fn unmount_inner(&mut self) -> io::Result<()> {
+        self.workers.close();
+        match self.session.take() {
+            Some(s) => s.umount_and_join(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(e) = self.unmount_inner() {
+            log::error!("redox-host mount: unmount: {e}");
+        }
+    }
+}
+
+/// Why FUSE cannot be used here, if it cannot (no `/dev/fuse`, e.g. in a
+/// container): tests and benchmarks print this and skip.
+pub fn unavailable_reason() -> Option<String> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        Ok(_) => None,
+        Err(e) => Some(format!("/dev/fuse cannot be opened: {e}")),
+    }
+}
+
+/// Mounts `kernel`'s `/scheme` namespace at `dir` (an existing, empty directory).
+pub fn mount(kernel: Arc<Kernel>, dir: &Path) -> io::Result<Mounted> {
+    let workers = Workers::new();
+    let fs = SchemeFs::new(kernel, workers.clone());
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("redox-host".into()),
+        MountOption::Subtype("redox".into()),
+        MountOption::NoExec,
+    ];
+    // Root can let every user in (Redox-side permissions still apply); others
+    // would need `user_allow_other` in /etc/fuse.conf.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        config.acl = SessionACL::All;
+    }
+    config.n_threads = Some(SESSION_THREADS);
+    let session = fuser::spawn_mount(fs, dir, &config)?;
+    Ok(Mounted {
+        session: Some(session),
+        workers,
+    })
+}
