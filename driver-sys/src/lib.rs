@@ -13,9 +13,13 @@
 //!   PBA programming, MSI programming.
 //! * [`vector`]: the per-CPU interrupt vector matrix and multi-queue spreading.
 //! * [`quirks`]: per-device quirk flags from a built-in table and TOML files.
-//! * [`irq`]: the interrupt-mode degradation planner.
+//! * [`irq`]: the interrupt-mode degradation planner, IRQ handles from the `irq`
+//!   scheme, and [`irq::enable_interrupts`].
+//! * [`dma`]: DMA buffers, the `IommuDmaAllocator`, streaming DMA with bounce buffers.
+//! * [`memory`]: the `memory` scheme (contiguous memory, translation, physmaps).
 #![warn(missing_docs)]
 
+pub mod dma;
 pub mod irq;
 pub mod memory;
 pub mod msi;
