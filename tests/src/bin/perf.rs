@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     for s in &suites {
         match s.as_str() {
             "kernel" => perf::kernel::run(),
+            "fuse" => perf::fuse::run(),
             "iommu" => perf::iommu::run(),
             other => {
                 eprintln!("perf: unknown suite {other}");
