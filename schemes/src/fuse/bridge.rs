@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +29,7 @@ use libredox::flag::{O_ACCMODE, O_CLOEXEC, O_DIRECTORY, O_NONBLOCK, O_RDONLY};
 
 use super::namespace::{Inodes, NodeKind, ROOT_INO, join, kernel_path, list_dir};
 use super::workers::Workers;
+use crate::kernel::description::DescKind;
 use crate::kernel::process::enter;
 use crate::kernel::{Cred, Kernel, Process};
 
@@ -39,8 +40,22 @@ struct OpenFile {
     process: Arc<Process>,
     fd: usize,
     nonblock: bool,
-    // A poll watcher is waiting on this file (one at a time).
-    watching: Arc<AtomicBool>,
+    // The event queue a poll watcher is blocked on (one at a time), so release
+    // can wake it: a watcher must not outlive its file.
+    watch: Mutex<Option<usize>>,
+}
+
+impl OpenFile {
+    /// Wakes the watcher blocked on this file's queue, if any.
+    fn wake_watcher(&self) {
+        if let Some(queue) = *lock(&self.watch)
+            && let Ok(desc) = self.process.get(queue)
+            && let DescKind::EventQueue(q) = &desc.kind
+        {
+            // An empty event: the watcher wakes, sees the file gone, and exits.
+            q.push(usize::MAX, usize::MAX, 0);
+        }
+    }
 }
 
 /// The `/scheme` namespace of one simulated machine, as a FUSE filesystem.
@@ -279,7 +294,7 @@ impl Filesystem for SchemeFs {
                         process: process.clone(),
                         fd,
                         nonblock,
-                        watching: Arc::new(AtomicBool::new(false)),
+                        watch: Mutex::new(None),
                     }),
                 );
                 // Scheme files are streams with no known size: every read must
@@ -363,6 +378,7 @@ impl Filesystem for SchemeFs {
         let Some(file) = lock(&self.files).remove(&fh.0) else {
             return reply.error(Errno::EBADF);
         };
+        file.wake_watcher();
         let _g = enter(&self.kernel, &file.process);
         match call::close(file.fd) {
             Ok(()) => reply.ok(),
@@ -491,22 +507,31 @@ impl Filesystem for SchemeFs {
             Err(e) => return reply.error(errno(e)),
         };
         reply.poll(to_poll_events(ready) & events);
-        let schedule = flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY);
-        if ready != 0 || !schedule || file.watching.swap(true, Ordering::AcqRel) {
-            drop(queue);
+        if ready != 0 || !flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
             return;
         }
-        // Nothing ready: wait for the scheme's event, then tell the Linux kernel
-        // to poll again.
+        {
+            let mut watch = lock(&file.watch);
+            if watch.is_some() {
+                // One watcher per file is enough: it notifies the Linux kernel,
+                // which polls again and so re-arms.
+                return;
+            }
+            *watch = Some(queue.0);
+        }
+        // Nothing ready: wait for the scheme's event (or the file's release),
+        // then tell the Linux kernel to poll again.
         let kernel = self.kernel.clone();
-        let process = file.process.clone();
-        let watching = file.watching.clone();
         self.workers.run(move || {
-            let _g = enter(&kernel, &process);
-            let _ = ready_now(&queue, None);
+            let _g = enter(&kernel, &file.process);
+            let woke = ready_now(&queue, None);
+            // Forget the queue before destroying it, so release never pushes to
+            // a reused descriptor number.
+            *lock(&file.watch) = None;
             drop(queue);
-            watching.store(false, Ordering::Release);
-            let _ = ph.notify();
+            if matches!(woke, Ok(flags) if flags != 0) {
+                let _ = ph.notify();
+            }
         });
     }
 }
