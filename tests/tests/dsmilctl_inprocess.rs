@@ -165,3 +165,84 @@ fn device_reads_and_refusals() {
         .expect_err("user");
     assert_eq!(e.errno, EACCES);
 }
+
+/// `events` is part of the dsmild protocol issue; until it exists the open is
+/// `ENOENT` and the event checks wait.
+fn events_missing(e: &ClientError) -> bool {
+    if e.errno == ENOENT && e.path.ends_with("events") {
+        eprintln!(
+            "!!! NOTE: dsmild does not serve `events` yet ({e}); event checks wait for the \
+             dsmild protocol issue"
+        );
+        return true;
+    }
+    false
+}
+
+/// A refused access (a read of quarantined 0x8009) by another client: one of
+/// the things `events` reports.
+fn refused_read(k: &std::sync::Arc<Kernel>) {
+    let refused = k
+        .spawn("other-client", Cred::USER, || {
+            Dsmil::open_with("/scheme/dsmil", SchemeCalls)
+                .expect("open")
+                .read(Token::new(0x8009).expect("token"))
+        })
+        .join()
+        .expect("client thread");
+    assert_eq!(refused.map_err(|e| e.errno), Err(EACCES));
+}
+
+#[test]
+fn events_iterator_blocks_until_a_record_arrives() {
+    let k = Kernel::boot();
+    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    let (_p, _g) = k.enter("dsmilctl", Cred::USER);
+    let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
+    let mut events = match d.events() {
+        Ok(events) => events,
+        Err(e) if events_missing(&e) => return,
+        Err(e) => panic!("events: {e}"),
+    };
+    // The reader exists before the event, so the record is queued for it.
+    refused_read(&k);
+    let record = events.next().expect("a record").expect("read");
+    let bytes = &record.bytes;
+    assert_eq!(bytes.len(), 40, "{bytes:?}");
+    assert_eq!(bytes[0..4], 4u32.to_le_bytes(), "kind RefusedAccess");
+    assert_eq!(bytes[4..6], 0x8009u16.to_le_bytes(), "token");
+}
+
+#[test]
+fn watch_prints_events_as_they_arrive() {
+    let k = Kernel::boot();
+    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    {
+        let (_p, _g) = k.enter("probe", Cred::USER);
+        let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
+        match d.events() {
+            Ok(_) => {}
+            Err(e) if events_missing(&e) => return,
+            Err(e) => panic!("events: {e}"),
+        }
+    }
+    let watcher = k.spawn("dsmilctl-watch", Cred::USER, || {
+        let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
+        let mut out = Vec::new();
+        ctl::watch(&d, Some(1), Output::Json, &mut out).map(|()| out)
+    });
+    // The watcher opens `events` on its own thread; refusals repeat until it has
+    // seen one (each is delivered to every reader open at the time).
+    let mut triggers = 0;
+    while !watcher.is_finished() {
+        refused_read(&k);
+        triggers += 1;
+        assert!(triggers < 100_000, "watch never saw an event");
+    }
+    let out = match watcher.join().expect("watch thread") {
+        Ok(out) => String::from_utf8(out).expect("utf8"),
+        Err(e) => panic!("watch: {e}"),
+    };
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("{\"seq\":0,\"length\":40,"), "{out}");
+}

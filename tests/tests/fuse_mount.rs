@@ -211,3 +211,52 @@ fn dsmilctl_from_a_separate_process() {
     assert_eq!(scan.matches("\"quarantined\":true").count(), 5);
     assert!(stdout.contains("RAW=22 chunks 108 devices"), "{stdout}");
 }
+
+#[test]
+fn events_block_through_the_mount_and_nonblocking_reads_get_eagain() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let Some(m) = machine("events") else { return };
+    let events = m.dir.join("dsmil/events");
+    let mut nonblocking = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libredox::flag::O_NONBLOCK)
+        .open(&events)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(ENOENT) => {
+            eprintln!("!!! NOTE: dsmild does not serve `events` yet: event checks wait");
+            return;
+        }
+        Err(e) => panic!("open events: {e}"),
+    };
+    let mut buf = [0u8; 64];
+    let err = nonblocking.read(&mut buf).expect_err("nothing queued yet");
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "{err}");
+
+    // A separate process blocks in read(2) until a record exists.
+    let mut dd = Command::new("dd")
+        .arg(format!("if={}", events.display()))
+        .args(["bs=64", "count=1", "status=none"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dd");
+    let quarantined = m.dir.join("dsmil/device/0x8009");
+    let mut triggers = 0;
+    while dd.try_wait().expect("dd status").is_none() {
+        // A refused access is an event; repeat until dd (which opens `events` on
+        // its own schedule) has received one.
+        let e = std::fs::read(&quarantined).expect_err("quarantined");
+        assert_eq!(e.raw_os_error(), Some(syscall::error::EACCES), "{e}");
+        triggers += 1;
+        assert!(triggers < 100_000, "dd never got an event");
+    }
+    let out = dd.wait_with_output().expect("dd output");
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), 40, "one record per read");
+    assert_eq!(out.stdout[0..4], 4u32.to_le_bytes(), "RefusedAccess");
+    // The non-blocking reader was open all along: its records are there now.
+    let n = nonblocking.read(&mut buf).expect("queued record");
+    assert_eq!(n, 40);
+}
