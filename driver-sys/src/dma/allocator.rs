@@ -24,8 +24,9 @@ use iommu::protocol::MapFlags;
 use syscall::error::{ENOMEM, Error, Result};
 
 use super::buffer::{DmaRegion, Zeroable};
-use super::mapper::IommuMapper;
+use super::mapper::{IommuMapper, domain_mapper};
 use crate::memory::{PAGE_SIZE, PhysMemory};
+use crate::quirks::QuirkFlags;
 
 /// Pooled size classes: 4 KiB << i.
 pub const SIZE_CLASSES: usize = 7;
@@ -39,9 +40,8 @@ pub struct DmaStats {
     pub maps: AtomicU64,
     /// UNMAP requests sent.
     pub unmaps: AtomicU64,
-    /// Allocations served from the pool.
-    pub pool_hits: AtomicU64,
-    /// Allocations that needed new memory and a MAP.
+    /// Allocations that needed new memory and a MAP (pool hits are not counted:
+    /// the hot path stays free of shared counters).
     pub pool_misses: AtomicU64,
     /// Streaming maps through a bounce buffer.
     pub bounce_maps: AtomicU64,
@@ -129,6 +129,21 @@ impl IommuDmaAllocator {
         )
     }
 
+    /// The allocator a driver wants for its function: the IOMMU domain `domain`
+    /// (`/scheme/iommu/domain/<id>`; passthrough with a warning when there is no
+    /// `iommu` scheme or the `NO_IOMMU` quirk is set), `address_bits` narrowed to
+    /// 32 by the `DMA_32BIT_ONLY` quirk. Assigning the function to the domain is
+    /// iommud's business (its client's ASSIGN_DEVICE), not the allocator's.
+    pub fn for_function(domain: u16, quirks: QuirkFlags, address_bits: u8) -> Result<Self> {
+        let bits = if quirks.contains(QuirkFlags::DMA_32BIT_ONLY) {
+            address_bits.min(32)
+        } else {
+            address_bits
+        };
+        let mapper = domain_mapper(domain, quirks.contains(QuirkFlags::NO_IOMMU))?;
+        Self::new(mapper, bits)
+    }
+
     /// Like [`IommuDmaAllocator::new`] with the memory fds and the pool size given.
     pub fn with_memory(
         memory: PhysMemory,
@@ -204,7 +219,6 @@ impl IommuDmaAllocator {
         {
             let hit = pool.lock().pop();
             if let Some(mut m) = hit {
-                self.inner.stats.pool_hits.fetch_add(1, Ordering::Relaxed);
                 if zero {
                     m.region.as_mut_slice().fill(0);
                 }

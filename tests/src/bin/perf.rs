@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             "kernel" => perf::kernel::run(),
             "fuse" => perf::fuse::run(),
             "iommu" => perf::iommu::run(),
+            "driver-sys" => perf::driver_sys::run(),
             other => {
                 eprintln!("perf: unknown suite {other}");
                 return ExitCode::from(2);

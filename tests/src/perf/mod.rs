@@ -2,6 +2,7 @@
 //! ratio against a peer or baseline measured in the same process, because absolute
 //! times on shared 2-core machines mean little.
 
+pub mod driver_sys;
 pub mod fuse;
 pub mod iommu;
 pub mod kernel;
