@@ -17,6 +17,20 @@
 //!   scheme, and [`irq::enable_interrupts`].
 //! * [`dma`]: DMA buffers, the `IommuDmaAllocator`, streaming DMA with bounce buffers.
 //! * [`memory`]: the `memory` scheme (contiguous memory, translation, physmaps).
+//!
+//! A PCI driver's start, with this crate:
+//!
+//! ```text
+//! let mut pci = PciFunction::connect_default()?;            // pcid-spawner's channel
+//! pci.enable_device()?;                                     // decode + bus mastering
+//! let quirks = irq::function_quirks(&pci, None);            // built-in + /etc/quirks.d
+//! let vectors = InterruptVectors::open()?;                  // CPUs, BSP, free vectors
+//! let irqs = irq::enable_interrupts(&mut pci, &vectors, 4, quirks, &vectors.all_cpus())?;
+//! for (i, h) in irqs.handles.iter().enumerate() { h.subscribe(&queue, i)?; }
+//! let dma = IommuDmaAllocator::for_function(domain, quirks, 64)?;
+//! let ring = dma.allocate(4096)?;                           // give ring.iova() to the device
+//! let regs = pci.map_bar(0)?;                               // uncacheable physmap
+//! ```
 #![warn(missing_docs)]
 
 pub mod dma;

@@ -404,3 +404,152 @@ fn quirks_from_a_toml_directory_reach_the_chain() {
     let s = enable_interrupts(&mut f, &vectors, 2, q, &vectors.all_cpus()).expect("msi");
     assert_eq!(s.mode, IrqMode::Msi);
 }
+
+#[test]
+fn channel_protocol_edges_answer_errors_not_panics() {
+    use driver_sys::pci::pcid_wire::{self, PcidClientRequest, PcidClientResponse};
+    let (k, _sim) = machine(1, 1);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let path = format!("/scheme/pci/{}/channel", ADDR.scheme_name());
+    let fd = call::open(&path, flag::O_RDWR, 0).expect("channel");
+    let einval = Err(libredox::error::Error::new(syscall::error::EINVAL));
+    let mut buf = [0u8; 64];
+    assert_eq!(call::read(fd, &mut buf), einval, "no request yet");
+    assert_eq!(call::write(fd, &[0xFF; 7]), einval, "garbage");
+    assert_eq!(call::write(fd, &[]), einval, "empty");
+    let req = pcid_wire::encode(&PcidClientRequest::ReadConfig(0)).expect("encode");
+    assert_eq!(call::write(fd, &req), Ok(req.len()));
+    assert_eq!(call::write(fd, &req), einval, "answer not read yet");
+    // The answer can be read in pieces: 8-byte length, then the body.
+    let mut len = [0u8; 8];
+    assert_eq!(call::read(fd, &mut len[..3]), Ok(3));
+    assert_eq!(call::read(fd, &mut len[3..]), Ok(5));
+    let n = u64::from_le_bytes(len) as usize;
+    let mut body = vec![0u8; n];
+    assert_eq!(call::read(fd, &mut body), Ok(n));
+    assert_eq!(
+        pcid_wire::decode::<PcidClientResponse>(&body),
+        Ok(PcidClientResponse::ReadConfig(0xD511_1028))
+    );
+    // Out-of-range and misaligned offsets are pcid errors, not crashes.
+    for bad in [
+        PcidClientRequest::ReadConfig(4096),
+        PcidClientRequest::WriteConfig(3, 0),
+    ] {
+        let req = pcid_wire::encode(&bad).expect("encode");
+        call::write(fd, &req).expect("write");
+        let mut out = [0u8; 64];
+        let got = call::read(fd, &mut out).expect("read");
+        let resp = pcid_wire::decode::<PcidClientResponse>(&out[8..got]).expect("decode");
+        assert!(matches!(resp, PcidClientResponse::Error(_)), "{resp:?}");
+    }
+}
+
+#[test]
+fn msix_table_and_pba_in_different_bars_end_to_end() {
+    use redox_host::hw::pci_function::SimMsix;
+    let k = Kernel::boot();
+    let mut spec = SimFunctionSpec::dsmil_like(ADDR, 16);
+    spec.bar_sizes = [0x4000, 0, 0x1000, 0, 0x1000, 0];
+    spec.msix = Some(SimMsix {
+        table_size: 16,
+        table: (2, 0x100),
+        pba: (4, 0x40),
+    });
+    let sim = SimPciFunction::new(&k, spec).expect("function");
+    k.pci().add_function(sim.clone()).expect("plug in");
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let mut f = PciFunction::connect(&ADDR).expect("connect");
+    let vectors = InterruptVectors::open().expect("vectors");
+    let s = enable_interrupts(
+        &mut f,
+        &vectors,
+        16,
+        QuirkFlags::empty(),
+        &vectors.all_cpus(),
+    )
+    .expect("msix");
+    assert_eq!((s.mode, s.handles.len()), (IrqMode::MsiX, 16));
+    let msix = s.msix.as_ref().expect("msix");
+    assert_eq!((msix.capability.table.bir, msix.capability.pba.bir), (2, 4));
+    msix.table.mask(15).expect("mask");
+    assert_eq!(sim.signal_msix(15), InterruptOutcome::Pending);
+    assert!(msix.pba.is_pending(15).expect("pba in BAR4"));
+    let (bar4, _) = sim.bar(4).expect("bar4");
+    let mut w = [0u8; 4];
+    assert!(k.phys().read(bar4 + 0x40, &mut w));
+    assert_eq!(
+        u32::from_le_bytes(w),
+        1 << 15,
+        "the bit lives in BAR4 at 0x40"
+    );
+    assert!(matches!(
+        sim.signal_msix(14),
+        InterruptOutcome::Delivered { claimed: true, .. }
+    ));
+    assert_eq!(s.handles[14].wait().expect("entry 14"), 1);
+}
+
+#[test]
+fn threads_reserving_at_once_never_share_a_vector() {
+    let k = Kernel::boot();
+    let (p, _g) = k.enter("driver", Cred::ROOT);
+    let vectors = InterruptVectors::open_at("/scheme/irq", 0).expect("vectors");
+    // Four threads of the same process (their fds must outlive the threads).
+    let all: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (v, k, p) = (vectors.clone(), k.clone(), p.clone());
+                scope.spawn(move || {
+                    let _in = redox_host::kernel::process::enter(&k, &p);
+                    let mask = if t % 2 == 0 {
+                        v.all_cpus()
+                    } else {
+                        CpuMask::single(1)
+                    };
+                    (0..60)
+                        .map(|_| v.reserve(&mask).map_err(|e| e.errno))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("thread").expect("reserve"))
+            .collect()
+    });
+    let mut seen = std::collections::HashSet::new();
+    for h in &all {
+        let cpu = h.cpu().expect("cpu") as usize;
+        let irq = usize::from(h.vector().irq_number().expect("irq"));
+        assert!(seen.insert((cpu, irq)), "({cpu}, {irq}) handed out twice");
+        assert!(k.irq().is_reserved(cpu, irq));
+    }
+    assert_eq!(seen.len(), 240);
+    assert_eq!(k.irq().reserved_vectors(), 240);
+}
+
+#[test]
+fn msi_block_skips_a_vector_taken_inside_it() {
+    let (k, _sim) = machine(1, 1);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let vectors = InterruptVectors::open_at("/scheme/irq", 0).expect("vectors");
+    // After our listing: someone takes irq 2 (vector 0x22), inside the first
+    // aligned block of 4 the matrix will choose.
+    let held = call::open("/scheme/irq/cpu-00/2", flag::O_RDWR | flag::O_CREAT, 0).expect("take");
+    let block = vectors
+        .reserve_block(&CpuMask::single(0), 4)
+        .expect("block");
+    let v: Vec<u8> = block.iter().map(|h| h.vector().0).collect();
+    assert_eq!(v, vec![0x24, 0x25, 0x26, 0x27], "next aligned block");
+    assert!(
+        !k.irq().is_reserved(0, 0) && !k.irq().is_reserved(0, 1),
+        "rolled back"
+    );
+    drop(block);
+    let again = vectors
+        .reserve_block(&CpuMask::single(0), 2)
+        .expect("block of 2");
+    assert_eq!(again[0].vector().0, 0x20, "the freed start is reusable");
+    let _ = call::close(held);
+}

@@ -453,6 +453,22 @@ mod tests {
         assert!(decode::<PcidClientRequest>(&[7, 0]).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_accepted_ones_round_trip(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)
+        ) {
+            if let Ok(req) = decode::<PcidClientRequest>(&bytes) {
+                let again = encode(&req).expect("encode");
+                proptest::prop_assert_eq!(decode::<PcidClientRequest>(&again).ok(), Some(req));
+            }
+            if let Ok(resp) = decode::<PcidClientResponse>(&bytes) {
+                let again = encode(&resp).expect("encode");
+                proptest::prop_assert_eq!(decode::<PcidClientResponse>(&again).ok(), Some(resp));
+            }
+        }
+    }
+
     #[test]
     fn scheme_names() {
         let a = PciAddress::new(0x3a, 0x1f, 3);
