@@ -1,21 +1,40 @@
-//! The Redox IOMMU daemon's core: the `iommu` scheme wire protocol, the IOVA
-//! allocator, AMD-Vi v1 I/O page tables and domains.
+//! The Redox IOMMU daemon, iommud: the `iommu` scheme wire protocol and its
+//! typed client, the IOVA allocator, AMD-Vi v1 I/O page tables, domains, the
+//! AMD-Vi unit driver (device table, command ring, event log), invalidation
+//! (strict and lazy), and the scheme with its daemon loop.
 //!
-//! Everything in this crate's library part is pure logic: the physical
-//! memory that page tables live in is reached through [`phys::PageTableMemory`],
-//! so the same code runs in iommud on Redox and in-process in tests.
+//! The pure-logic part (protocol, IOVA allocator, page tables, domains, flush
+//! queues) reaches physical memory only through [`phys::PageTableMemory`],
+//! so it runs in-process in tests. The daemon part reaches the OS only
+//! through `libredox`, `redox-scheme` and `redox_event`, and the unit's
+//! registers only through [`amdvi::AmdViMmio`]; on Linux, `redox-host`
+//! supplies both.
 #![warn(missing_docs)]
 
+pub mod amdvi;
 pub mod bdf;
+pub mod client;
+pub mod config;
+pub mod contiguous;
+pub mod daemon;
 pub mod domain;
+pub mod flush_queue;
 pub mod iova;
 pub mod page_table;
 pub mod phys;
+pub mod physmap;
 pub mod protocol;
 pub mod pte;
+pub mod scheme;
+pub mod service;
+pub mod table_memory;
 
 pub use bdf::Bdf;
+pub use client::IommuDomain;
+pub use config::Config;
+pub use daemon::{DaemonError, run};
 pub use domain::{Domain, DomainConfig, DomainStats, Mapping, Unmapped};
+pub use flush_queue::Invalidation;
 pub use iova::{IovaAllocator, WindowUsage};
 pub use page_table::{PagePolicy, PageTable, Translation};
 pub use phys::{PageTableMemory, TableArena};

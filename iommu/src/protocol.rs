@@ -19,6 +19,14 @@
 //! | `0x20` ASSIGN_DEVICE | device | arg0 domain id, arg1 unit (`u64::MAX` = the unit that owns the device) | arg0 domain id, arg1 unit, arg2 requester id |
 //! | `0x21` UNASSIGN_DEVICE | device | — | arg0 domain id, arg1 requester id, arg2 unit |
 //! | `0x30` DRAIN_EVENTS | control | arg0 unit, `u32::MAX` = all | arg0 events drained, arg1 first event code, arg2 first requester id, arg3 first address |
+//! | `0x14` SET_INVALIDATION | domain | arg0 0 = strict, 1 = lazy | arg0 domain id, arg1 mode |
+//! | `0x15` FLUSH | domain | — | arg0 domain id, arg1 deferred IOVAs released |
+//! | `0x16` SET_QUOTA | domain | arg1 bytes (root only) | arg0 domain id, arg1 quota |
+//! | `0x17` QUERY_SPACE | domain | arg0 window index, `u32::MAX` = summary | summary: arg0 windows, arg1 IOVA bytes free under the DMA mask, arg2 mappings, arg3 largest free range; window: arg0 index, arg1 start, arg2 end, arg3 bytes free |
+//!
+//! Opcodes `0x14..=0x17` are this daemon's additions (Red Bear clients never
+//! send them): per-domain invalidation mode, an explicit lazy flush, the
+//! mapped-bytes quota, and what is left of the IOVA space.
 //!
 //! An error response carries `status = -errno`, `kind` = the request's opcode
 //! (0 when the request was too short to have one) and zero arguments.
@@ -64,13 +72,21 @@ pub enum Opcode {
     AssignDevice = 0x20,
     /// Detach a device from its domain (DMA blocked afterwards).
     UnassignDevice = 0x21,
+    /// Choose strict or lazy invalidation for a domain (iommud addition).
+    SetInvalidation = 0x14,
+    /// Flush a lazy domain's deferred unmaps now (iommud addition).
+    Flush = 0x15,
+    /// Set a domain's mapped-bytes quota, root only (iommud addition).
+    SetQuota = 0x16,
+    /// What is left of a domain's IOVA space (iommud addition).
+    QuerySpace = 0x17,
     /// Drain the units' event logs (I/O page faults and other events).
     DrainEvents = 0x30,
 }
 
 impl Opcode {
     /// Every opcode, in wire order.
-    pub const ALL: [Opcode; 10] = [
+    pub const ALL: [Opcode; 14] = [
         Opcode::Query,
         Opcode::CreateDomain,
         Opcode::DestroyDomain,
@@ -78,6 +94,10 @@ impl Opcode {
         Opcode::Map,
         Opcode::Unmap,
         Opcode::Translate,
+        Opcode::SetInvalidation,
+        Opcode::Flush,
+        Opcode::SetQuota,
+        Opcode::QuerySpace,
         Opcode::AssignDevice,
         Opcode::UnassignDevice,
         Opcode::DrainEvents,
@@ -93,6 +113,10 @@ impl Opcode {
             0x10 => Opcode::Map,
             0x11 => Opcode::Unmap,
             0x12 => Opcode::Translate,
+            0x14 => Opcode::SetInvalidation,
+            0x15 => Opcode::Flush,
+            0x16 => Opcode::SetQuota,
+            0x17 => Opcode::QuerySpace,
             0x20 => Opcode::AssignDevice,
             0x21 => Opcode::UnassignDevice,
             0x30 => Opcode::DrainEvents,
@@ -382,6 +406,23 @@ pub enum Request {
         /// IOVA (`arg1`).
         iova: u64,
     },
+    /// SET_INVALIDATION (on a domain handle).
+    SetInvalidation {
+        /// `arg0`: 0 strict, 1 lazy.
+        lazy: bool,
+    },
+    /// FLUSH (on a domain handle).
+    Flush,
+    /// SET_QUOTA (on a domain handle).
+    SetQuota {
+        /// `arg1`: most bytes mapped at once.
+        bytes: u64,
+    },
+    /// QUERY_SPACE (on a domain handle).
+    QuerySpace {
+        /// `arg0`: a window index, `None` = the summary.
+        window: Option<u32>,
+    },
     /// ASSIGN_DEVICE (on a `device/<bdf>` handle).
     AssignDevice {
         /// Domain id (`arg0`).
@@ -463,6 +504,15 @@ impl Request {
                 Request::Unmap { iova: arg1 }
             }
             Opcode::Translate => Request::Translate { iova: arg1 },
+            Opcode::SetInvalidation => match arg0 {
+                0 | 1 => Request::SetInvalidation { lazy: arg0 == 1 },
+                _ => return Err(DecodeError::InvalidArgument(op)),
+            },
+            Opcode::Flush => Request::Flush,
+            Opcode::SetQuota => Request::SetQuota { bytes: arg1 },
+            Opcode::QuerySpace => Request::QuerySpace {
+                window: unit32(arg0),
+            },
             Opcode::AssignDevice => Request::AssignDevice {
                 domain: domain_id(op, arg0)?,
                 unit: (arg1 != u64::MAX).then_some(arg1),
@@ -482,6 +532,10 @@ impl Request {
             Request::Map { .. } => Opcode::Map,
             Request::Unmap { .. } => Opcode::Unmap,
             Request::Translate { .. } => Opcode::Translate,
+            Request::SetInvalidation { .. } => Opcode::SetInvalidation,
+            Request::Flush => Opcode::Flush,
+            Request::SetQuota { .. } => Opcode::SetQuota,
+            Request::QuerySpace { .. } => Opcode::QuerySpace,
             Request::AssignDevice { .. } => Opcode::AssignDevice,
             Request::UnassignDevice => Opcode::UnassignDevice,
             Request::DrainEvents { .. } => Opcode::DrainEvents,
@@ -493,14 +547,18 @@ impl Request {
         let op = self.opcode();
         let all = |unit: Option<u32>| unit.unwrap_or(ALL_UNITS);
         match *self {
-            Request::Query | Request::UnassignDevice => RawRequest::new(op, 0, 0, 0, 0),
+            Request::Query | Request::UnassignDevice | Request::Flush => {
+                RawRequest::new(op, 0, 0, 0, 0)
+            }
+            Request::SetInvalidation { lazy } => RawRequest::new(op, u32::from(lazy), 0, 0, 0),
+            Request::SetQuota { bytes } => RawRequest::new(op, 0, bytes, 0, 0),
             Request::CreateDomain { id } => {
                 RawRequest::new(op, u32::from(id.unwrap_or(0)), 0, 0, 0)
             }
             Request::DestroyDomain { id } => RawRequest::new(op, u32::from(id), 0, 0, 0),
-            Request::InitUnits { unit } | Request::DrainEvents { unit } => {
-                RawRequest::new(op, all(unit), 0, 0, 0)
-            }
+            Request::InitUnits { unit }
+            | Request::DrainEvents { unit }
+            | Request::QuerySpace { window: unit } => RawRequest::new(op, all(unit), 0, 0, 0),
             Request::Map {
                 flags,
                 phys,

@@ -60,3 +60,24 @@ pub fn dsmild(
         thread: Some(thread),
     }
 }
+
+/// Starts `iommud` (as root) in front of the simulated AMD-Vi unit `unit` and
+/// waits until its scheme is registered. Plug the unit into a device's DMA
+/// engine with [`crate::hw::amdvi::SimAmdVi::attach`].
+pub fn iommud(
+    kernel: &Arc<Kernel>,
+    config: iommu::Config,
+    unit: &Arc<crate::hw::amdvi::SimAmdVi>,
+) -> RunningDaemon {
+    let scheme = config.scheme_name.clone();
+    let mmio = unit.mmio();
+    let thread = kernel.spawn("iommud", Cred::ROOT, move || {
+        iommu::run(config, vec![mmio]).map_err(|e| e.to_string())
+    });
+    kernel.wait_for_scheme(&scheme);
+    RunningDaemon {
+        kernel: kernel.clone(),
+        scheme,
+        thread: Some(thread),
+    }
+}

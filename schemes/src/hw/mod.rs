@@ -1,4 +1,5 @@
 //! Simulated hardware of the host machine: devices the unmodified daemons drive
 //! through the mocked kernel (PCI functions, SMM firmware, the IOMMU unit).
 
+pub mod amdvi;
 pub mod pci_function;

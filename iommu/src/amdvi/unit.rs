@@ -1,0 +1,243 @@
+//! Driving one AMD-Vi unit: the device table, the command ring with
+//! completion waits, and the event log.
+
+use syscall::error::{EIO, ETIMEDOUT, Error, Result};
+
+use super::command::Command;
+use super::device_table::DeviceTableEntry;
+use super::event::EventLogEntry;
+use super::{AmdViMmio, DEVICE_TABLE_ENTRIES, DTE_SIZE, RING_ENTRY_SIZE, control, reg, status};
+use crate::contiguous::{ContiguousAllocator, ContiguousRegion};
+
+/// Command ring and event log entries: 256 (`log2` = 8, the smallest size the
+/// specification allows), 4 KiB each.
+const RING_LOG2: u64 = 8;
+const RING_BYTES: u64 = RING_ENTRY_SIZE << RING_LOG2;
+/// Polls of the completion store / head pointer before giving up: a unit
+/// that never answers must not hang the daemon.
+const POLL_LIMIT: u32 = 50_000_000;
+
+/// Counters of one unit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnitStats {
+    /// Commands queued.
+    pub commands: u64,
+    /// `INV_IOMMU_PAGES` commands.
+    pub page_invalidations: u64,
+    /// `INV_DEV_ENTRY` commands.
+    pub device_invalidations: u64,
+    /// `COMPLETION_WAIT`s that completed.
+    pub completion_waits: u64,
+    /// Event log entries read.
+    pub events: u64,
+    /// Times the unit reported a full event log (events were lost).
+    pub event_overflows: u64,
+}
+
+/// One AMD-Vi unit and the memory it reads.
+pub struct AmdViUnit {
+    mmio: Box<dyn AmdViMmio>,
+    device_table: ContiguousRegion,
+    command_ring: ContiguousRegion,
+    event_log: ContiguousRegion,
+    completion: ContiguousRegion,
+    tail: u64,
+    token: u64,
+    initialised: bool,
+    stats: UnitStats,
+}
+
+impl core::fmt::Debug for AmdViUnit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AmdViUnit")
+            .field("device_table", &self.device_table.phys())
+            .field("initialised", &self.initialised)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmdViUnit {
+    /// Allocates the unit's device table (2 MiB, every entry
+    /// [`DeviceTableEntry::BLOCKED`]), command ring, event log and completion
+    /// store. The unit is not touched until [`init`](Self::init).
+    pub fn new(mmio: Box<dyn AmdViMmio>, memory: &ContiguousAllocator) -> Result<Self> {
+        let device_table = memory.alloc((DEVICE_TABLE_ENTRIES * DTE_SIZE) as usize)?;
+        let blocked = DeviceTableEntry::BLOCKED.to_quadwords();
+        for rid in 0..DEVICE_TABLE_ENTRIES as usize {
+            device_table.write_u64(rid * DTE_SIZE as usize, blocked[0]);
+        }
+        Ok(Self {
+            mmio,
+            device_table,
+            command_ring: memory.alloc(RING_BYTES as usize)?,
+            event_log: memory.alloc(RING_BYTES as usize)?,
+            completion: memory.alloc(8)?,
+            tail: 0,
+            token: 0,
+            initialised: false,
+            stats: UnitStats::default(),
+        })
+    }
+
+    /// Programs the base registers and enables translation, the command ring
+    /// and the event log. Returns false if the unit was already initialised.
+    pub fn init(&mut self) -> bool {
+        if self.initialised {
+            return false;
+        }
+        let size_pages = (DEVICE_TABLE_ENTRIES * DTE_SIZE / 4096) - 1;
+        self.mmio.write_u64(
+            reg::DEVICE_TABLE_BASE,
+            self.device_table.phys() | size_pages,
+        );
+        self.mmio.write_u64(
+            reg::COMMAND_BUFFER_BASE,
+            self.command_ring.phys() | (RING_LOG2 << 56),
+        );
+        self.mmio.write_u64(
+            reg::EVENT_LOG_BASE,
+            self.event_log.phys() | (RING_LOG2 << 56),
+        );
+        self.mmio.write_u64(reg::COMMAND_HEAD, 0);
+        self.mmio.write_u64(reg::COMMAND_TAIL, 0);
+        self.mmio.write_u64(reg::EVENT_HEAD, 0);
+        self.mmio.write_u64(reg::EVENT_TAIL, 0);
+        self.tail = 0;
+        self.mmio.write_u64(
+            reg::CONTROL,
+            control::IOMMU_ENABLE | control::EVENT_LOG_ENABLE | control::COMMAND_BUFFER_ENABLE,
+        );
+        self.initialised = true;
+        true
+    }
+
+    /// Whether [`init`](Self::init) ran.
+    pub fn is_initialised(&self) -> bool {
+        self.initialised
+    }
+
+    /// Physical address of the device table.
+    pub fn device_table_phys(&self) -> u64 {
+        self.device_table.phys()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> UnitStats {
+        self.stats
+    }
+
+    /// The device table entry of requester `rid` as memory holds it.
+    pub fn device_entry(&self, rid: u16) -> DeviceTableEntry {
+        let off = usize::from(rid) * DTE_SIZE as usize;
+        DeviceTableEntry::from_quadwords(
+            self.device_table.read_u64(off),
+            self.device_table.read_u64(off + 8),
+        )
+    }
+
+    /// Writes requester `rid`'s device table entry, then invalidates the
+    /// unit's cached copy and waits for completion, so the new entry is in
+    /// force when this returns.
+    pub fn set_device_entry(&mut self, rid: u16, entry: DeviceTableEntry) -> Result<()> {
+        let off = usize::from(rid) * DTE_SIZE as usize;
+        let q = entry.to_quadwords();
+        // Quadword 0 (with V and the root) last, so the unit never sees a
+        // valid entry with a stale DomainID.
+        for (i, &word) in q.iter().enumerate().skip(1) {
+            self.device_table.write_u64(off + i * 8, word);
+        }
+        self.device_table.write_u64(off, q[0]);
+        self.submit(Command::InvalidateDeviceEntry { device_id: rid })?;
+        self.wait()
+    }
+
+    /// Invalidates the IOTLB entries of `domain_id` covering `[iova, iova +
+    /// size)` (`size == u64::MAX`: the whole domain) and waits for completion.
+    pub fn invalidate_pages(&mut self, domain_id: u16, iova: u64, size: u64) -> Result<()> {
+        self.submit(Command::InvalidatePages {
+            domain_id,
+            address: iova,
+            size,
+        })?;
+        self.wait()
+    }
+
+    /// Queues one command: writes it at the tail and advances the tail register.
+    pub fn submit(&mut self, cmd: Command) -> Result<()> {
+        if !self.initialised {
+            return Err(Error::new(EIO));
+        }
+        let next = (self.tail + RING_ENTRY_SIZE) % RING_BYTES;
+        let mut polls = 0;
+        // Full ring: wait for the unit to consume an entry.
+        while self.mmio.read_u64(reg::COMMAND_HEAD) & reg::RING_POINTER_MASK == next {
+            polls += 1;
+            if polls > POLL_LIMIT {
+                log::error!("iommud: command ring stuck (head does not move)");
+                return Err(Error::new(ETIMEDOUT));
+            }
+            core::hint::spin_loop();
+        }
+        self.command_ring.write(self.tail as usize, &cmd.encode());
+        self.tail = next;
+        self.mmio.write_u64(reg::COMMAND_TAIL, self.tail);
+        self.stats.commands += 1;
+        match cmd {
+            Command::InvalidatePages { .. } => self.stats.page_invalidations += 1,
+            Command::InvalidateDeviceEntry { .. } => self.stats.device_invalidations += 1,
+            Command::CompletionWait { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Queues `COMPLETION_WAIT` with a fresh token and polls the store until
+    /// the unit wrote it: every earlier command has then completed.
+    pub fn wait(&mut self) -> Result<()> {
+        self.token = self.token.wrapping_add(1).max(1);
+        let token = self.token;
+        self.submit(Command::CompletionWait {
+            store_address: self.completion.phys(),
+            data: token,
+        })?;
+        let mut polls = 0;
+        while self.completion.read_u64(0) != token {
+            polls += 1;
+            if polls > POLL_LIMIT {
+                log::error!("iommud: completion wait {token} never completed");
+                return Err(Error::new(ETIMEDOUT));
+            }
+            core::hint::spin_loop();
+        }
+        self.stats.completion_waits += 1;
+        Ok(())
+    }
+
+    /// Reads every event the unit logged since the last call, oldest first,
+    /// and hands it to `sink`; returns how many there were.
+    pub fn drain_events(&mut self, mut sink: impl FnMut(EventLogEntry)) -> usize {
+        if !self.initialised {
+            return 0;
+        }
+        let status_bits = self.mmio.read_u64(reg::STATUS);
+        if status_bits & status::EVENT_OVERFLOW != 0 {
+            self.stats.event_overflows += 1;
+            // RW1C, then re-enable logging as the specification asks.
+            self.mmio.write_u64(reg::STATUS, status::EVENT_OVERFLOW);
+        }
+        let tail = self.mmio.read_u64(reg::EVENT_TAIL) & reg::RING_POINTER_MASK;
+        let mut head = self.mmio.read_u64(reg::EVENT_HEAD) & reg::RING_POINTER_MASK;
+        let mut n = 0;
+        // At most one ring's worth, whatever the registers say.
+        while head != tail && n < (RING_BYTES / RING_ENTRY_SIZE) as usize {
+            let mut raw = [0u8; 16];
+            self.event_log
+                .read(head as usize % RING_BYTES as usize, &mut raw);
+            sink(EventLogEntry::decode(&raw));
+            head = (head + RING_ENTRY_SIZE) % RING_BYTES;
+            n += 1;
+        }
+        self.mmio.write_u64(reg::EVENT_HEAD, head);
+        self.stats.events += n as u64;
+        n
+    }
+}

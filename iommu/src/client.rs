@@ -1,0 +1,254 @@
+//! Typed clients of scheme `iommu`: [`IommuDomain`] (one domain: map, unmap,
+//! translate, assign devices) and [`IommuControl`] (domains, units, events).
+//! Both speak the v1 wire format of [`crate::protocol`] over libredox fds:
+//! write a 32-byte request, read the 36-byte response.
+
+use libredox::{Fd, flag};
+use syscall::error::{EBADMSG, EIO, Error, Result};
+
+use crate::amdvi::EventLogEntry;
+use crate::bdf::Bdf;
+use crate::flush_queue::Invalidation;
+use crate::protocol::{MapFlags, RESPONSE_SIZE, Request, Response};
+
+fn errno(e: libredox::error::Error) -> Error {
+    Error::new(e.errno())
+}
+
+/// One request channel.
+struct Channel(Fd);
+
+impl core::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("Channel").field(&self.0.raw()).finish()
+    }
+}
+
+impl Channel {
+    fn open(path: &str) -> Result<Self> {
+        Fd::open(path, flag::O_RDWR | flag::O_CLOEXEC, 0)
+            .map(Channel)
+            .map_err(errno)
+    }
+
+    /// One exchange; a `-errno` status becomes `Err(errno)`.
+    fn exchange(&self, request: &Request) -> Result<Response> {
+        let bytes = request.encode();
+        if self.0.write(&bytes).map_err(errno)? != bytes.len() {
+            return Err(Error::new(EIO));
+        }
+        let mut buf = [0u8; RESPONSE_SIZE];
+        if self.0.read(&mut buf).map_err(errno)? != RESPONSE_SIZE {
+            return Err(Error::new(EBADMSG));
+        }
+        let response = Response::decode(&buf).map_err(|_| Error::new(EBADMSG))?;
+        response.result()?;
+        if { response.kind } != request.opcode().as_u16() {
+            return Err(Error::new(EBADMSG));
+        }
+        Ok(response)
+    }
+}
+
+/// What QUERY says about a domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainInfo {
+    /// Root table physical address.
+    pub root: u64,
+    /// Page-table levels.
+    pub levels: u8,
+    /// Live mappings.
+    pub mappings: u64,
+}
+
+/// What QUERY_SPACE says is left of a domain's IOVA space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpaceInfo {
+    /// IOVA windows of the domain (query each with [`IommuDomain::window`]).
+    pub windows: u32,
+    /// IOVA bytes still free under the domain's DMA mask.
+    pub free_bytes: u64,
+    /// Live mappings.
+    pub mappings: u64,
+    /// The largest free range.
+    pub largest_free_range: u64,
+}
+
+/// One IOVA window's free space: `(start, end, free bytes)`.
+pub type WindowSpace = (u64, u64, u64);
+
+/// A client of `/scheme/iommu/domain/<id>` (opening creates the domain).
+#[derive(Debug)]
+pub struct IommuDomain {
+    channel: Channel,
+    scheme: String,
+    id: u16,
+}
+
+impl IommuDomain {
+    /// Opens (creating if needed) domain `id` of `/scheme/iommu`.
+    pub fn open(id: u16) -> Result<Self> {
+        Self::open_in("iommu", id)
+    }
+
+    /// Opens domain `id` of the scheme called `scheme`.
+    pub fn open_in(scheme: &str, id: u16) -> Result<Self> {
+        Ok(Self {
+            channel: Channel::open(&format!("/scheme/{scheme}/domain/{id}"))?,
+            scheme: scheme.into(),
+            id,
+        })
+    }
+
+    /// The domain id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Sends any request on the domain channel.
+    pub fn exchange(&self, request: &Request) -> Result<Response> {
+        self.channel.exchange(request)
+    }
+
+    /// Maps `size` bytes at `phys`; returns the IOVA (`iova` asks for one).
+    pub fn map(&self, phys: u64, size: u64, flags: MapFlags, iova: Option<u64>) -> Result<u64> {
+        let r = self.exchange(&Request::Map {
+            flags,
+            phys,
+            size,
+            iova,
+        })?;
+        Ok(r.arg1)
+    }
+
+    /// Unmaps the mapping starting at `iova`; returns its size.
+    pub fn unmap(&self, iova: u64) -> Result<u64> {
+        Ok(self.exchange(&Request::Unmap { iova })?.arg2)
+    }
+
+    /// The physical address `iova` translates to (`ENOENT`: unmapped).
+    pub fn translate(&self, iova: u64) -> Result<u64> {
+        Ok(self.exchange(&Request::Translate { iova })?.arg2)
+    }
+
+    /// Root, levels and mapping count.
+    pub fn query(&self) -> Result<DomainInfo> {
+        let r = self.exchange(&Request::Query)?;
+        Ok(DomainInfo {
+            root: r.arg1,
+            levels: r.arg2 as u8,
+            mappings: r.arg3,
+        })
+    }
+
+    /// What is left of the IOVA space.
+    pub fn space(&self) -> Result<SpaceInfo> {
+        let r = self.exchange(&Request::QuerySpace { window: None })?;
+        Ok(SpaceInfo {
+            windows: r.arg0,
+            free_bytes: r.arg1,
+            mappings: r.arg2,
+            largest_free_range: r.arg3,
+        })
+    }
+
+    /// Window `index`'s free space.
+    pub fn window(&self, index: u32) -> Result<WindowSpace> {
+        let r = self.exchange(&Request::QuerySpace {
+            window: Some(index),
+        })?;
+        Ok((r.arg1, r.arg2, r.arg3))
+    }
+
+    /// Chooses strict or lazy invalidation.
+    pub fn set_invalidation(&self, mode: Invalidation) -> Result<()> {
+        self.exchange(&Request::SetInvalidation {
+            lazy: mode == Invalidation::Lazy,
+        })?;
+        Ok(())
+    }
+
+    /// Flushes deferred unmaps now; returns how many IOVAs were released.
+    pub fn flush(&self) -> Result<u64> {
+        Ok(self.exchange(&Request::Flush)?.arg1)
+    }
+
+    /// Sets the mapped-bytes quota (root only).
+    pub fn set_quota(&self, bytes: u64) -> Result<()> {
+        self.exchange(&Request::SetQuota { bytes })?;
+        Ok(())
+    }
+
+    fn device(&self, bdf: Bdf) -> Result<Channel> {
+        Channel::open(&format!("/scheme/{}/device/{bdf}", self.scheme))
+    }
+
+    /// Assigns device `bdf` to this domain (on the unit that owns it).
+    pub fn assign(&self, bdf: Bdf) -> Result<()> {
+        self.device(bdf)?.exchange(&Request::AssignDevice {
+            domain: self.id,
+            unit: None,
+        })?;
+        Ok(())
+    }
+
+    /// Detaches device `bdf` (its DMA is blocked afterwards).
+    pub fn unassign(&self, bdf: Bdf) -> Result<()> {
+        self.device(bdf)?.exchange(&Request::UnassignDevice)?;
+        Ok(())
+    }
+
+    /// Drains every unit's event log: (events drained, the first one).
+    pub fn drain_events(&self) -> Result<(u32, Option<EventLogEntry>)> {
+        IommuControl::open_in(&self.scheme)?.drain_events(None)
+    }
+}
+
+/// A client of `/scheme/iommu/control`.
+#[derive(Debug)]
+pub struct IommuControl {
+    channel: Channel,
+}
+
+impl IommuControl {
+    /// Opens `/scheme/iommu/control`.
+    pub fn open() -> Result<Self> {
+        Self::open_in("iommu")
+    }
+
+    /// Opens the control channel of the scheme called `scheme`.
+    pub fn open_in(scheme: &str) -> Result<Self> {
+        Ok(Self {
+            channel: Channel::open(&format!("/scheme/{scheme}/control"))?,
+        })
+    }
+
+    /// Sends any request on the control channel.
+    pub fn exchange(&self, request: &Request) -> Result<Response> {
+        self.channel.exchange(request)
+    }
+
+    /// Creates a domain (`None`: any free id); returns its id.
+    pub fn create_domain(&self, id: Option<u16>) -> Result<u16> {
+        Ok(self.exchange(&Request::CreateDomain { id })?.arg0 as u16)
+    }
+
+    /// Destroys a domain (`EBUSY` while devices are assigned).
+    pub fn destroy_domain(&self, id: u16) -> Result<()> {
+        self.exchange(&Request::DestroyDomain { id })?;
+        Ok(())
+    }
+
+    /// Drains the event logs of `unit` (`None`: all): (count, first event).
+    pub fn drain_events(&self, unit: Option<u32>) -> Result<(u32, Option<EventLogEntry>)> {
+        let r = self.exchange(&Request::DrainEvents { unit })?;
+        let first = (r.arg0 > 0).then_some(EventLogEntry {
+            code: r.arg1 as u8,
+            device_id: r.arg2 as u16,
+            domain_id: 0,
+            flags: 0,
+            address: r.arg3,
+        });
+        Ok((r.arg0, first))
+    }
+}

@@ -1,0 +1,179 @@
+//! Physically contiguous, zeroed memory from the Redox `memory` scheme:
+//! what the AMD-Vi unit reads by DMA (device table, command ring, event log,
+//! page tables).
+//!
+//! An allocation is an `mmap` of `/scheme/memory/zeroed@wb?phys_contiguous`
+//! followed by a `call` on `/scheme/memory/translation` for its physical
+//! address; it is returned with `munmap` when the [`ContiguousRegion`] drops.
+//! Accesses are volatile: the unit reads and writes the same memory behind
+//! the compiler's back.
+
+use libredox::call::{self, MmapArgs};
+use libredox::{Fd, flag};
+use syscall::CallFlags;
+use syscall::error::{EINVAL, Error, Result};
+
+/// Page size of the memory scheme.
+pub const PAGE: usize = 4096;
+
+fn errno(e: libredox::error::Error) -> Error {
+    Error::new(e.errno())
+}
+
+/// The handles of the memory scheme iommud allocates through.
+pub struct ContiguousAllocator {
+    zeroed: Fd,
+    translation: Fd,
+}
+
+impl core::fmt::Debug for ContiguousAllocator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ContiguousAllocator")
+            .field("zeroed", &self.zeroed.raw())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContiguousAllocator {
+    /// Opens the zeroed-contiguous and translation handles (the latter needs root).
+    pub fn open() -> Result<Self> {
+        let open = |path: &str| Fd::open(path, flag::O_RDWR | flag::O_CLOEXEC, 0).map_err(errno);
+        Ok(Self {
+            zeroed: open("/scheme/memory/zeroed@wb?phys_contiguous")?,
+            translation: open("/scheme/memory/translation")?,
+        })
+    }
+
+    /// `len` bytes (rounded up to pages) of zeroed, physically contiguous memory.
+    pub fn alloc(&self, len: usize) -> Result<ContiguousRegion> {
+        let len = len
+            .max(1)
+            .checked_next_multiple_of(PAGE)
+            .ok_or(Error::new(EINVAL))?;
+        // SAFETY: a fresh anonymous-style mapping of the memory scheme; nothing
+        // else refers to the address range it returns.
+        let ptr = unsafe {
+            call::mmap(MmapArgs {
+                addr: core::ptr::null_mut(),
+                length: len,
+                prot: flag::PROT_READ | flag::PROT_WRITE,
+                flags: flag::MAP_PRIVATE,
+                fd: self.zeroed.raw(),
+                offset: 0,
+            })
+        }
+        .map_err(errno)?;
+        let mut region = ContiguousRegion {
+            ptr: ptr.cast(),
+            len,
+            phys: 0,
+        };
+        let mut payload = (ptr as usize).to_ne_bytes();
+        call::call_ro(
+            self.translation.raw(),
+            &mut payload,
+            CallFlags::empty(),
+            &[],
+        )
+        .map_err(errno)?;
+        region.phys = usize::from_ne_bytes(payload) as u64;
+        Ok(region)
+    }
+}
+
+/// One contiguous allocation: its virtual mapping and physical address.
+#[derive(Debug)]
+pub struct ContiguousRegion {
+    ptr: *mut u8,
+    len: usize,
+    phys: u64,
+}
+
+// SAFETY: the region owns its mapping; accesses are bounds-checked copies.
+unsafe impl Send for ContiguousRegion {}
+
+impl ContiguousRegion {
+    /// Physical address of the first byte.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Length in bytes (a page multiple).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true: regions are at least a page.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn in_bounds(&self, offset: usize, n: usize) -> bool {
+        offset.checked_add(n).is_some_and(|end| end <= self.len)
+    }
+
+    /// Reads the little-endian u64 at byte `offset` (8-byte aligned); 0 out of bounds.
+    pub fn read_u64(&self, offset: usize) -> u64 {
+        if !self.in_bounds(offset, 8) || !offset.is_multiple_of(8) {
+            return 0;
+        }
+        // SAFETY: in bounds and aligned (the mapping is page aligned).
+        u64::from_le(unsafe { self.ptr.add(offset).cast::<u64>().read_volatile() })
+    }
+
+    /// Writes the u64 at byte `offset` (8-byte aligned); dropped out of bounds.
+    pub fn write_u64(&self, offset: usize, value: u64) {
+        if !self.in_bounds(offset, 8) || !offset.is_multiple_of(8) {
+            return;
+        }
+        // SAFETY: in bounds and aligned.
+        unsafe {
+            self.ptr
+                .add(offset)
+                .cast::<u64>()
+                .write_volatile(value.to_le())
+        };
+    }
+
+    /// Copies bytes out; false (nothing copied) out of bounds.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> bool {
+        if !self.in_bounds(offset, out.len()) {
+            return false;
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: in bounds.
+            *b = unsafe { self.ptr.add(offset + i).read_volatile() };
+        }
+        true
+    }
+
+    /// Copies bytes in; false (nothing written) out of bounds.
+    pub fn write(&self, offset: usize, data: &[u8]) -> bool {
+        if !self.in_bounds(offset, data.len()) {
+            return false;
+        }
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: in bounds.
+            unsafe { self.ptr.add(offset + i).write_volatile(b) };
+        }
+        true
+    }
+
+    /// Zeroes `n` bytes at `offset` (clamped to the region).
+    pub fn zero(&self, offset: usize, n: usize) {
+        let end = offset.saturating_add(n).min(self.len);
+        if offset < end {
+            // SAFETY: [offset, end) lies inside the mapping.
+            unsafe { core::ptr::write_bytes(self.ptr.add(offset), 0, end - offset) };
+        }
+    }
+}
+
+impl Drop for ContiguousRegion {
+    fn drop(&mut self) {
+        // SAFETY: mapped by `ContiguousAllocator::alloc` with this length.
+        if let Err(e) = unsafe { call::munmap(self.ptr.cast(), self.len) } {
+            log::warn!("iommud: munmap of {:#x} bytes failed: {e}", self.len);
+        }
+    }
+}

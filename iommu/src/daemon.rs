@@ -1,0 +1,175 @@
+//! iommud's request loop: a scheme socket and a `time` scheme deadline on one
+//! event queue (the Redox daemon pattern). The deadline is armed only while a
+//! lazy domain has deferred unmaps, and bounds how long they wait for their
+//! flush ([`Config::flush_timeout_ms`]).
+
+use std::cell::{Cell, RefCell};
+
+use event::{EventFlags, EventQueue};
+use libredox::Fd;
+use libredox::flag::O_RDWR;
+use redox_scheme::Socket;
+use redox_scheme::scheme::register_sync_scheme;
+use redox_scheme::wrappers::ReadinessBased;
+use syscall::data::TimeSpec;
+
+use crate::amdvi::{AmdViMmio, AmdViUnit};
+use crate::config::Config;
+use crate::contiguous::ContiguousAllocator;
+use crate::scheme::IommuScheme;
+use crate::service::Iommu;
+use crate::table_memory::SchemeTableMemory;
+
+const BATCH: usize = 32;
+
+event::user_data! {
+    enum Source {
+        Scheme,
+        FlushTimeout,
+    }
+}
+
+/// Why iommud stopped.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// A system call failed while starting or serving (`what`, errno).
+    Sys(&'static str, i32),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Sys(what, errno) => write!(f, "{what} failed: errno {errno}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+fn sys<T>(what: &'static str, r: Result<T, impl Into<syscall::Error>>) -> Result<T, DaemonError> {
+    r.map_err(|e| DaemonError::Sys(what, e.into().errno))
+}
+
+/// A monotonic `time` scheme handle; writing an absolute deadline makes it
+/// readable once the clock passes it.
+struct FlushTimer {
+    fd: Fd,
+    armed: bool,
+}
+
+impl FlushTimer {
+    fn open() -> libredox::error::Result<Self> {
+        let path = format!("/scheme/time/{}", syscall::flag::CLOCK_MONOTONIC);
+        Ok(Self {
+            fd: Fd::open(&path, O_RDWR, 0)?,
+            armed: false,
+        })
+    }
+
+    fn arm(&mut self, after_ms: u32) -> libredox::error::Result<()> {
+        let mut now = TimeSpec::default();
+        self.fd.read(&mut now)?;
+        let total_ns = i64::from(now.tv_nsec) + i64::from(after_ms % 1000) * 1_000_000;
+        let deadline = TimeSpec {
+            tv_sec: now.tv_sec + i64::from(after_ms / 1000) + total_ns / 1_000_000_000,
+            tv_nsec: (total_ns % 1_000_000_000) as i32,
+        };
+        self.fd.write(&deadline)?;
+        self.armed = true;
+        Ok(())
+    }
+}
+
+/// Builds the served state: allocates each unit's device table, command ring
+/// and event log, initialises the units (every device blocked until assigned),
+/// and sets up page-table memory. Needs root (the `translation` handle).
+pub fn build(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<Iommu, DaemonError> {
+    let memory = sys("opening the memory scheme", ContiguousAllocator::open())?;
+    let mut drivers = Vec::with_capacity(units.len());
+    for mmio in units {
+        drivers.push(sys(
+            "allocating a unit's tables",
+            AmdViUnit::new(mmio, &memory),
+        )?);
+    }
+    let tables = SchemeTableMemory::new(memory, config.max_page_tables);
+    let mut iommu = Iommu::new(config, drivers, tables);
+    sys("initialising the units", iommu.init_units(None))?;
+    Ok(iommu)
+}
+
+/// Registers scheme `config.scheme_name` over `units` and serves it until the
+/// socket reports EOF.
+pub fn run(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<(), DaemonError> {
+    let name = config.scheme_name.clone();
+    let timeout_ms = config.flush_timeout_ms;
+    let scheme = RefCell::new(IommuScheme::new(build(config, units)?));
+    let socket = sys("creating the scheme socket", Socket::nonblock())?;
+    sys(
+        "registering the scheme",
+        register_sync_scheme(&socket, &name, &mut *scheme.borrow_mut()),
+    )?;
+    let queue = sys("creating the event queue", EventQueue::<Source>::new())?;
+    sys(
+        "subscribing to the scheme socket",
+        queue.subscribe(socket.inner().raw(), Source::Scheme, EventFlags::READ),
+    )?;
+    // Without a time scheme lazy queues are still flushed when full or asked.
+    let mut timer = match FlushTimer::open() {
+        Ok(timer) => {
+            sys(
+                "subscribing to the flush timer",
+                queue.subscribe(timer.fd.raw(), Source::FlushTimeout, EventFlags::READ),
+            )?;
+            Some(timer)
+        }
+        Err(e) => {
+            log::warn!("iommud: no time scheme ({e}); lazy flushes only when queues fill");
+            None
+        }
+    };
+    log::info!("iommud: serving /scheme/{name}");
+
+    let mut requests = ReadinessBased::new(&socket, BATCH);
+    loop {
+        loop {
+            if !sys("reading requests", requests.read_requests())? {
+                log::info!("iommud: scheme socket closed, exiting");
+                return Ok(());
+            }
+            let handled = Cell::new(0usize);
+            requests.process_requests(|| {
+                handled.set(handled.get() + 1);
+                scheme.borrow_mut()
+            });
+            sys(
+                "polling blocked requests",
+                requests.poll_all_requests(|| scheme.borrow_mut()),
+            )?;
+            sys("writing responses", requests.write_responses())?;
+            if handled.get() == 0 {
+                break;
+            }
+        }
+        if let Some(t) = timer.as_mut()
+            && !t.armed
+            && scheme.borrow().iommu().flush_pending()
+        {
+            sys("arming the flush timer", t.arm(timeout_ms))?;
+        }
+        let event = sys("waiting for events", queue.next_event())?;
+        match event.user_data {
+            Source::Scheme => {}
+            Source::FlushTimeout => {
+                if let Some(t) = timer.as_mut() {
+                    t.armed = false;
+                }
+                let mut s = scheme.borrow_mut();
+                if let Err(e) = s.iommu_mut().flush_all() {
+                    log::error!("iommud: lazy flush failed: {e}");
+                }
+                s.iommu_mut().collect_events();
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The unit's registers on real hardware: a physmap of its MMIO page through
+//! `/scheme/memory/physical@uc` (uncached, as device registers must be).
+
+use libredox::call::{self, MmapArgs};
+use libredox::{Fd, flag};
+use syscall::error::{EINVAL, Error, Result};
+
+use crate::amdvi::{AmdViMmio, reg};
+
+/// AMD-Vi registers mapped from physical address `base` (from the ACPI IVRS
+/// table, via iommud's configuration).
+#[derive(Debug)]
+pub struct PhysmapMmio {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned; register accesses are bounds-checked.
+unsafe impl Send for PhysmapMmio {}
+
+impl PhysmapMmio {
+    /// Maps [`reg::MMIO_SIZE`] bytes at `base` (4 KiB aligned). Needs root.
+    pub fn map(base: u64) -> Result<Self> {
+        if !base.is_multiple_of(4096) {
+            return Err(Error::new(EINVAL));
+        }
+        let errno = |e: libredox::error::Error| Error::new(e.errno());
+        let fd = Fd::open(
+            "/scheme/memory/physical@uc",
+            flag::O_RDWR | flag::O_CLOEXEC,
+            0,
+        )
+        .map_err(errno)?;
+        let len = reg::MMIO_SIZE as usize;
+        // SAFETY: a shared mapping of device registers nobody else maps here.
+        let ptr = unsafe {
+            call::mmap(MmapArgs {
+                addr: core::ptr::null_mut(),
+                length: len,
+                prot: flag::PROT_READ | flag::PROT_WRITE,
+                flags: flag::MAP_SHARED,
+                fd: fd.raw(),
+                offset: base,
+            })
+        }
+        .map_err(errno)?;
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    fn slot(&self, offset: u64) -> Option<*mut u64> {
+        let off = usize::try_from(offset).ok()?;
+        (off.is_multiple_of(8) && off.checked_add(8)? <= self.len)
+            // SAFETY: in bounds of the mapping, 8-byte aligned.
+            .then(|| unsafe { self.ptr.add(off).cast::<u64>() })
+    }
+}
+
+impl AmdViMmio for PhysmapMmio {
+    fn read_u64(&self, offset: u64) -> u64 {
+        match self.slot(offset) {
+            // SAFETY: `slot` checked bounds and alignment.
+            Some(p) => unsafe { p.read_volatile() },
+            None => 0,
+        }
+    }
+
+    fn write_u64(&mut self, offset: u64, value: u64) {
+        if let Some(p) = self.slot(offset) {
+            // SAFETY: `slot` checked bounds and alignment.
+            unsafe { p.write_volatile(value) }
+        }
+    }
+}
+
+impl Drop for PhysmapMmio {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `map` with this length.
+        if let Err(e) = unsafe { call::munmap(self.ptr.cast(), self.len) } {
+            log::warn!("iommud: munmap of the register page failed: {e}");
+        }
+    }
+}

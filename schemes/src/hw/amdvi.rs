@@ -1,0 +1,473 @@
+//! A simulated AMD-Vi IOMMU unit.
+//!
+//! iommud programs it through [`SimAmdViMmio`] (the `AmdViMmio` register
+//! trait) and writes the device table, page tables and command ring into
+//! simulated RAM; the unit reads them from [`PhysArena`] exactly as hardware
+//! would, with its own decoding of every format (so an encoding mistake in
+//! iommud shows up as wrong behaviour here, not as a matching mistake):
+//!
+//! * **DMA translation** ([`SimAmdVi::translate`], plugged into a
+//!   [`SimPciFunction`]'s DMA engine by [`SimAmdVi::attach`]): the 256-bit
+//!   device table entry of the requester id (V, TV, Mode, root, DomainID,
+//!   IR/IW; cached until `INV_DEV_ENTRY`), then the IOTLB, then a page walk
+//!   honouring NextLevel (natural-size leaves at any level, NextLevel 7
+//!   "other size" leaves, skipped levels) with IR/IW accumulated along the path.
+//! * **IOTLB**: translations are cached per (DomainID, page) and served from
+//!   the cache — even after iommud changed the page tables — until an
+//!   `INV_IOMMU_PAGES` covering them executes. Nothing else clears it.
+//! * **Command ring**: writing the tail register executes every command from
+//!   head to tail (`COMPLETION_WAIT` with its store to memory,
+//!   `INV_DEV_ENTRY`, `INV_IOMMU_PAGES` with the S-bit range encoding).
+//! * **Event log**: an I/O page fault (requester id, DomainID, address,
+//!   read/write, present/permission) is written at the log tail; a full log
+//!   sets EventOverflow and loses the event.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use iommu::amdvi::{AmdViMmio, control, reg, status};
+
+use crate::hw::pci_function::{DmaAccess, DmaTranslation, SimPciFunction};
+use crate::kernel::Kernel;
+use crate::kernel::wait::lock;
+use crate::mock::phys::PhysArena;
+
+/// IOTLB entries held at once (the oldest-inserted arbitrary entry is
+/// evicted beyond it, as a set-associative cache would).
+pub const IOTLB_CAPACITY: usize = 4096;
+const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Counters of the simulated unit.
+#[derive(Debug, Default)]
+pub struct SimAmdViStats {
+    /// DMA chunks translated (including faults).
+    pub translations: AtomicU64,
+    /// Translations served from the IOTLB.
+    pub iotlb_hits: AtomicU64,
+    /// Page walks.
+    pub walks: AtomicU64,
+    /// I/O page faults.
+    pub faults: AtomicU64,
+    /// Commands executed.
+    pub commands: AtomicU64,
+    /// IOTLB entries dropped by `INV_IOMMU_PAGES`.
+    pub iotlb_invalidated: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Dte {
+    valid: bool,
+    translation_valid: bool,
+    mode: u8,
+    root: u64,
+    read: bool,
+    write: bool,
+    domain: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct IotlbEntry {
+    phys: u64,
+    size: u64,
+    read: bool,
+    write: bool,
+}
+
+#[derive(Default)]
+struct Registers {
+    device_table: u64,
+    device_table_len: u64,
+    command_base: u64,
+    command_len: u64,
+    event_base: u64,
+    event_len: u64,
+    control: u64,
+    command_head: u64,
+    command_tail: u64,
+    event_head: u64,
+    event_tail: u64,
+    status: u64,
+}
+
+#[derive(Default)]
+struct UnitState {
+    regs: Registers,
+    dte_cache: HashMap<u16, Dte>,
+    iotlb: HashMap<(u16, u64), IotlbEntry>,
+    /// Bit `k` set: an entry of `2^k` bytes was cached at some point.
+    sizes_seen: u64,
+}
+
+/// Why a translation faulted.
+struct Fault {
+    domain: u16,
+    present: bool,
+}
+
+/// One simulated AMD-Vi unit.
+pub struct SimAmdVi {
+    phys: Arc<PhysArena>,
+    state: Mutex<UnitState>,
+    /// Counters.
+    pub stats: SimAmdViStats,
+}
+
+impl core::fmt::Debug for SimAmdVi {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimAmdVi").finish_non_exhaustive()
+    }
+}
+
+fn ring_len(value: u64) -> u64 {
+    16u64 << ((value >> 56) & 0xF).max(8)
+}
+
+/// Size of a NextLevel-7 leaf at `level`: the lowest zero address bit at or
+/// above 12 is bit `k`, the page is `2^(k+1)` bytes.
+fn other_size(pte: u64) -> u64 {
+    let k = 12 + ((pte & ADDR_MASK) >> 12).trailing_ones();
+    if k >= 51 { 1 << 52 } else { 1 << (k + 1) }
+}
+
+impl SimAmdVi {
+    /// A unit on `kernel`'s machine (disabled until iommud enables it).
+    pub fn new(kernel: &Kernel) -> Arc<Self> {
+        Arc::new(Self {
+            phys: kernel.phys().clone(),
+            state: Mutex::new(UnitState::default()),
+            stats: SimAmdViStats::default(),
+        })
+    }
+
+    /// The register interface iommud drives.
+    pub fn mmio(self: &Arc<Self>) -> Box<dyn AmdViMmio> {
+        Box::new(SimAmdViMmio(self.clone()))
+    }
+
+    /// Puts the unit in front of `function`'s DMA engine.
+    pub fn attach(self: &Arc<Self>, function: &SimPciFunction) {
+        let unit = self.clone();
+        let hook: DmaTranslation =
+            Arc::new(move |rid, bus, len, access| unit.translate(rid, bus, len, access));
+        function.set_translation(Some(hook));
+    }
+
+    /// IOTLB entries cached now.
+    pub fn iotlb_entries(&self) -> usize {
+        lock(&self.state).iotlb.len()
+    }
+
+    /// Translates one page-bounded DMA chunk of requester `rid`; `None` is an
+    /// I/O page fault (logged to the event log).
+    pub fn translate(&self, rid: u16, iova: u64, len: usize, access: DmaAccess) -> Option<u64> {
+        self.stats.translations.fetch_add(1, Ordering::Relaxed);
+        let mut st = lock(&self.state);
+        if st.regs.control & control::IOMMU_ENABLE == 0 {
+            return Some(iova);
+        }
+        let write = access == DmaAccess::Write;
+        match self.resolve(&mut st, rid, iova, len, write) {
+            Ok(phys) => Some(phys),
+            Err(fault) => {
+                self.stats.faults.fetch_add(1, Ordering::Relaxed);
+                self.log_fault(&mut st, rid, iova, write, fault);
+                None
+            }
+        }
+    }
+
+    fn dte(&self, st: &mut UnitState, rid: u16) -> Option<Dte> {
+        if let Some(d) = st.dte_cache.get(&rid) {
+            return Some(*d);
+        }
+        let off = u64::from(rid) * 32;
+        if off + 32 > st.regs.device_table_len {
+            return None;
+        }
+        let q0 = self.phys.read_u64(st.regs.device_table + off)?;
+        let q1 = self.phys.read_u64(st.regs.device_table + off + 8)?;
+        let d = Dte {
+            valid: q0 & 1 != 0,
+            translation_valid: q0 & 2 != 0,
+            mode: ((q0 >> 9) & 7) as u8,
+            root: q0 & ADDR_MASK,
+            read: q0 & (1 << 61) != 0,
+            write: q0 & (1 << 62) != 0,
+            domain: q1 as u16,
+        };
+        st.dte_cache.insert(rid, d);
+        Some(d)
+    }
+
+    fn resolve(
+        &self,
+        st: &mut UnitState,
+        rid: u16,
+        iova: u64,
+        len: usize,
+        write: bool,
+    ) -> Result<u64, Fault> {
+        let Some(dte) = self.dte(st, rid) else {
+            return Err(Fault {
+                domain: 0,
+                present: false,
+            });
+        };
+        if !dte.valid {
+            // V = 0: the unit does not translate this requester.
+            return Ok(iova);
+        }
+        let fault = |present| Fault {
+            domain: dte.domain,
+            present,
+        };
+        if !dte.translation_valid {
+            return Err(fault(false));
+        }
+        let allowed = |r: bool, w: bool| if write { w } else { r };
+        if dte.mode == 0 {
+            return if allowed(dte.read, dte.write) {
+                Ok(iova)
+            } else {
+                Err(fault(true))
+            };
+        }
+        let entry = match self.iotlb_lookup(st, dte.domain, iova) {
+            Some(e) => {
+                self.stats.iotlb_hits.fetch_add(1, Ordering::Relaxed);
+                e
+            }
+            None => {
+                let e = self.walk(dte, iova).ok_or(fault(false))?;
+                if st.iotlb.len() >= IOTLB_CAPACITY
+                    && let Some(&victim) = st.iotlb.keys().next()
+                {
+                    st.iotlb.remove(&victim);
+                }
+                st.iotlb.insert((dte.domain, iova & !(e.size - 1)), e);
+                st.sizes_seen |= e.size;
+                e
+            }
+        };
+        let offset = iova & (entry.size - 1);
+        if offset + len as u64 > entry.size {
+            return Err(fault(false));
+        }
+        if !allowed(dte.read && entry.read, dte.write && entry.write) {
+            return Err(fault(true));
+        }
+        Ok(entry.phys + offset)
+    }
+
+    fn iotlb_lookup(&self, st: &UnitState, domain: u16, iova: u64) -> Option<IotlbEntry> {
+        let mut sizes = st.sizes_seen;
+        std::iter::from_fn(|| {
+            let bits = sizes.trailing_zeros();
+            (bits < 64).then(|| {
+                sizes &= sizes - 1;
+                bits
+            })
+        })
+        .find_map(|bits| {
+            let size = 1u64 << bits;
+            st.iotlb
+                .get(&(domain, iova & !(size - 1)))
+                .filter(|e| e.size == size)
+                .copied()
+        })
+    }
+
+    /// The page walk, from the DTE's root through `mode` levels.
+    fn walk(&self, dte: Dte, iova: u64) -> Option<IotlbEntry> {
+        self.stats.walks.fetch_add(1, Ordering::Relaxed);
+        let reach = 12 + 9 * u32::from(dte.mode);
+        if reach < 64 && iova >> reach != 0 {
+            return None;
+        }
+        let (mut table, mut level) = (dte.root, dte.mode);
+        let (mut read, mut write) = (true, true);
+        loop {
+            let shift = 12 + 9 * (u32::from(level) - 1);
+            let pte = self.phys.read_u64(table + ((iova >> shift) & 0x1FF) * 8)?;
+            if pte & 1 == 0 {
+                return None;
+            }
+            read &= pte & (1 << 61) != 0;
+            write &= pte & (1 << 62) != 0;
+            let next = ((pte >> 9) & 7) as u8;
+            let size = match next {
+                0 => 1u64 << shift,
+                7 => other_size(pte),
+                n if n < level => {
+                    // Skipped levels: their index bits must be zero.
+                    let skipped_lo = 12 + 9 * u32::from(n);
+                    let skipped = (iova >> skipped_lo) & ((1u64 << (shift - skipped_lo)) - 1);
+                    if skipped != 0 {
+                        return None;
+                    }
+                    table = pte & ADDR_MASK;
+                    level = n;
+                    continue;
+                }
+                _ => return None,
+            };
+            let phys = (pte & ADDR_MASK) & !(size - 1);
+            return Some(IotlbEntry {
+                phys,
+                size,
+                read,
+                write,
+            });
+        }
+    }
+
+    fn log_fault(&self, st: &mut UnitState, rid: u16, iova: u64, write: bool, fault: Fault) {
+        let r = &mut st.regs;
+        if r.control & control::EVENT_LOG_ENABLE == 0 || r.event_len == 0 {
+            return;
+        }
+        let next = (r.event_tail + 16) % r.event_len;
+        if next == r.event_head {
+            r.status |= status::EVENT_OVERFLOW;
+            return;
+        }
+        let mut flags: u32 = 0;
+        if fault.present {
+            flags |= 0x010 | 0x040;
+        }
+        if write {
+            flags |= 0x020;
+        }
+        let d1 = u32::from(fault.domain) | (flags << 16) | (0x2 << 28);
+        let mut entry = [0u8; 16];
+        entry[0..4].copy_from_slice(&u32::from(rid).to_le_bytes());
+        entry[4..8].copy_from_slice(&d1.to_le_bytes());
+        entry[8..16].copy_from_slice(&iova.to_le_bytes());
+        self.phys.write(r.event_base + r.event_tail, &entry);
+        r.event_tail = next;
+    }
+
+    fn run_commands(&self, st: &mut UnitState) {
+        if st.regs.control & control::COMMAND_BUFFER_ENABLE == 0 || st.regs.command_len == 0 {
+            return;
+        }
+        let mut executed = 0;
+        while st.regs.command_head != st.regs.command_tail && executed < st.regs.command_len / 16 {
+            let mut raw = [0u8; 16];
+            self.phys
+                .read(st.regs.command_base + st.regs.command_head, &mut raw);
+            let dword = |i: usize| {
+                u32::from_le_bytes([raw[i * 4], raw[i * 4 + 1], raw[i * 4 + 2], raw[i * 4 + 3]])
+            };
+            let (d0, d1, d2, d3) = (dword(0), dword(1), dword(2), dword(3));
+            match d1 >> 28 {
+                0x1 if d0 & 1 != 0 => {
+                    let addr = u64::from(d0 & !7) | (u64::from(d1 & 0xF_FFFF) << 32);
+                    let data = u64::from(d2) | (u64::from(d3) << 32);
+                    self.phys.write_u64(addr, data);
+                }
+                0x1 => {}
+                0x2 => {
+                    st.dte_cache.remove(&(d0 as u16));
+                }
+                0x3 => {
+                    let domain = d1 as u16;
+                    let addr = u64::from(d2 & !0xFFF) | (u64::from(d3) << 32);
+                    let (start, size) = if d2 & 1 == 0 {
+                        (addr, 4096)
+                    } else {
+                        let k = 12 + (addr >> 12).trailing_ones();
+                        if k >= 63 {
+                            (0, u64::MAX)
+                        } else {
+                            let size = 1u64 << (k + 1);
+                            (addr & !(size - 1), size)
+                        }
+                    };
+                    let end = start.saturating_add(size);
+                    let before = st.iotlb.len();
+                    st.iotlb.retain(|&(d, page), e| {
+                        d != domain || page >= end || page.saturating_add(e.size) <= start
+                    });
+                    self.stats
+                        .iotlb_invalidated
+                        .fetch_add((before - st.iotlb.len()) as u64, Ordering::Relaxed);
+                }
+                _ => log::warn!("sim amd-vi: illegal command {:#x}", d1 >> 28),
+            }
+            self.stats.commands.fetch_add(1, Ordering::Relaxed);
+            st.regs.command_head = (st.regs.command_head + 16) % st.regs.command_len;
+            executed += 1;
+        }
+    }
+
+    fn read_reg(&self, offset: u64) -> u64 {
+        let st = lock(&self.state);
+        let r = &st.regs;
+        match offset {
+            reg::DEVICE_TABLE_BASE => {
+                r.device_table | (r.device_table_len / 4096).saturating_sub(1)
+            }
+            reg::CONTROL => r.control,
+            reg::COMMAND_HEAD => r.command_head,
+            reg::COMMAND_TAIL => r.command_tail,
+            reg::EVENT_HEAD => r.event_head,
+            reg::EVENT_TAIL => r.event_tail,
+            reg::STATUS => {
+                let mut s = r.status;
+                if r.control & control::EVENT_LOG_ENABLE != 0 {
+                    s |= status::EVENT_LOG_RUN;
+                }
+                if r.control & control::COMMAND_BUFFER_ENABLE != 0 {
+                    s |= status::COMMAND_BUFFER_RUN;
+                }
+                s
+            }
+            _ => 0,
+        }
+    }
+
+    fn write_reg(&self, offset: u64, value: u64) {
+        let mut st = lock(&self.state);
+        let r = &mut st.regs;
+        match offset {
+            reg::DEVICE_TABLE_BASE => {
+                r.device_table = value & ADDR_MASK;
+                r.device_table_len = ((value & 0x1FF) + 1) * 4096;
+            }
+            reg::COMMAND_BUFFER_BASE => {
+                r.command_base = value & ADDR_MASK;
+                r.command_len = ring_len(value);
+            }
+            reg::EVENT_LOG_BASE => {
+                r.event_base = value & ADDR_MASK;
+                r.event_len = ring_len(value);
+            }
+            reg::CONTROL => r.control = value,
+            reg::COMMAND_HEAD => r.command_head = value & reg::RING_POINTER_MASK,
+            reg::COMMAND_TAIL => {
+                r.command_tail = value & reg::RING_POINTER_MASK;
+                self.run_commands(&mut st);
+            }
+            reg::EVENT_HEAD => r.event_head = value & reg::RING_POINTER_MASK,
+            reg::EVENT_TAIL => r.event_tail = value & reg::RING_POINTER_MASK,
+            // RW1C.
+            reg::STATUS => r.status &= !(value & status::EVENT_OVERFLOW),
+            _ => {}
+        }
+    }
+}
+
+/// The register interface of a [`SimAmdVi`].
+pub struct SimAmdViMmio(Arc<SimAmdVi>);
+
+impl AmdViMmio for SimAmdViMmio {
+    fn read_u64(&self, offset: u64) -> u64 {
+        self.0.read_reg(offset)
+    }
+
+    fn write_u64(&mut self, offset: u64, value: u64) {
+        self.0.write_reg(offset, value)
+    }
+}

@@ -1,0 +1,487 @@
+//! iommud end to end: the unmodified daemon loop on a thread of the mocked
+//! kernel, driving the simulated AMD-Vi unit, which translates the DMA of a
+//! simulated PCI function. Clients are threads of the same kernel.
+
+use std::sync::Arc;
+
+use driver_sys::pci::PciAddress;
+use dsmil_tests as _;
+use iommu::client::{IommuControl, IommuDomain};
+use iommu::protocol::{MapFlags, Opcode, RawRequest, Request, Response};
+use iommu::{Bdf, Invalidation};
+use redox_host::boot::{self, RunningDaemon};
+use redox_host::hw::amdvi::SimAmdVi;
+use redox_host::hw::pci_function::{COMMAND_BUS_MASTER, DmaFault, SimFunctionSpec, SimPciFunction};
+use redox_host::{Cred, Kernel};
+use syscall::error::{EACCES, EBUSY, ENOENT, ENOSPC, EOPNOTSUPP};
+
+const ADDR: PciAddress = PciAddress::new(0, 5, 0);
+const PAGE: u64 = 4096;
+
+struct Machine {
+    k: Arc<Kernel>,
+    unit: Arc<SimAmdVi>,
+    dev: Arc<SimPciFunction>,
+    _iommud: RunningDaemon,
+}
+
+fn bdf() -> Bdf {
+    Bdf::new(0, 5, 0).expect("bdf")
+}
+
+/// A machine with iommud in front of one bus-mastering function.
+fn machine() -> Machine {
+    machine_with(iommu::Config::default())
+}
+
+fn machine_with(config: iommu::Config) -> Machine {
+    let k = Kernel::boot();
+    let unit = SimAmdVi::new(&k);
+    let dev = SimPciFunction::new(&k, SimFunctionSpec::dsmil_like(ADDR, 4)).expect("function");
+    dev.config_write_u32(0x04, u32::from(COMMAND_BUS_MASTER))
+        .expect("bus master");
+    unit.attach(&dev);
+    let iommud = boot::iommud(&k, config, &unit);
+    Machine {
+        k,
+        unit,
+        dev,
+        _iommud: iommud,
+    }
+}
+
+fn read_text(path: &str) -> String {
+    let fd = libredox::Fd::open(path, libredox::flag::O_RDONLY, 0).expect("open");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = fd.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).expect("utf8")
+}
+
+fn stat(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+}
+
+#[test]
+fn every_opcode_from_a_client_thread() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("client", Cred::ROOT);
+    let ctl = IommuControl::open().expect("control");
+    let q = ctl.exchange(&Request::Query).expect("query");
+    assert_eq!((q.arg0, q.arg1, q.arg2, q.arg3), (1, 0, 0, 1));
+    let init = ctl
+        .exchange(&Request::InitUnits { unit: None })
+        .expect("init");
+    assert_eq!(
+        (init.arg0, init.arg1, init.arg2),
+        (0, 1, 1),
+        "already initialised at start"
+    );
+    let id = ctl.create_domain(None).expect("create");
+    assert_eq!(id, 1);
+    assert_eq!(
+        ctl.create_domain(Some(1)).unwrap_err().errno,
+        syscall::error::EEXIST
+    );
+
+    let d = IommuDomain::open(id).expect("open domain");
+    let info = d.query().expect("query domain");
+    assert!(
+        info.root != 0 && info.levels == 3 && info.mappings == 0,
+        "{info:?}"
+    );
+    let buf = m.k.phys().alloc(2 * PAGE as usize, false).expect("ram");
+    let iova = d
+        .map(buf, 2 * PAGE, MapFlags::READ_WRITE, None)
+        .expect("map");
+    assert_eq!(d.translate(iova + 0x123).expect("translate"), buf + 0x123);
+    let space = d.space().expect("space");
+    assert_eq!(space.mappings, 1);
+    assert!(space.free_bytes > 0 && space.windows > 0, "{space:?}");
+    let (start, end, free) = d.window(0).expect("window 0");
+    assert!(start < end && free <= end - start);
+    d.set_invalidation(Invalidation::Lazy).expect("lazy");
+    d.set_quota(1 << 30).expect("quota");
+    d.assign(bdf()).expect("assign");
+    let dev = libredox::Fd::open("/scheme/iommu/device/00:05.0", libredox::flag::O_RDWR, 0)
+        .expect("device");
+    dev.write(&Request::Query.encode()).expect("query device");
+    let mut r = [0u8; 36];
+    dev.read(&mut r).expect("response");
+    let r = Response::decode(&r).expect("decode");
+    assert_eq!((r.arg0, r.arg1, r.arg2), (u32::from(id), 0, 0x28));
+    assert_eq!(d.unmap(iova).expect("unmap"), 2 * PAGE);
+    assert_eq!(
+        d.flush().expect("flush"),
+        1,
+        "the deferred IOVA is released"
+    );
+    d.unassign(bdf()).expect("unassign");
+    let (n, _) = ctl.drain_events(None).expect("drain");
+    assert_eq!(n, 0);
+    ctl.destroy_domain(id).expect("destroy");
+    // Every opcode answered on its handle, echoing its kind.
+    assert_eq!(Opcode::ALL.len(), 14);
+}
+
+#[test]
+fn requests_on_the_wrong_handle_are_eopnotsupp() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("client", Cred::ROOT);
+    let ctl = IommuControl::open().expect("control");
+    let e = ctl
+        .exchange(&Request::Map {
+            flags: MapFlags::READ,
+            phys: 0x1000,
+            size: 0x1000,
+            iova: None,
+        })
+        .unwrap_err();
+    assert_eq!(e.errno, EOPNOTSUPP);
+    let d = IommuDomain::open(4).expect("domain");
+    assert_eq!(
+        d.exchange(&Request::DestroyDomain { id: 4 })
+            .unwrap_err()
+            .errno,
+        EOPNOTSUPP
+    );
+}
+
+#[test]
+fn device_dma_reaches_the_mapped_page() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(7).expect("domain");
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+    assert_ne!(
+        iova, buf,
+        "the device sees an IOVA, not the physical address"
+    );
+    // Unassigned devices are blocked.
+    assert_eq!(
+        m.dev.dma_write(iova, b"x"),
+        Err(DmaFault::Translation(iova))
+    );
+    d.assign(bdf()).expect("assign");
+    m.dev.dma_write(iova + 16, b"hello iommu").expect("dma");
+    let mut got = [0u8; 11];
+    assert!(m.k.phys().read(buf + 16, &mut got));
+    assert_eq!(&got, b"hello iommu");
+    let mut back = [0u8; 11];
+    m.dev.dma_read(iova + 16, &mut back).expect("dma read");
+    assert_eq!(&back, b"hello iommu");
+}
+
+#[test]
+fn rogue_dma_faults_logs_and_writes_nothing() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(2).expect("domain");
+    d.assign(bdf()).expect("assign");
+    // Three contiguous pages: canary, buffer, canary. Only the middle is mapped.
+    let ram = m.k.phys().alloc(4 * PAGE as usize, false).expect("ram");
+    assert!(m.k.phys().fill(ram, 4 * PAGE as usize, 0xCC));
+    let buf = ram + PAGE;
+    let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+    let junk = [0x55u8; 64];
+    assert!(m.dev.dma_write(iova + PAGE, &junk).is_err(), "past the end");
+    assert!(
+        m.dev.dma_write(iova - PAGE, &junk).is_err(),
+        "before the start"
+    );
+    assert!(
+        m.dev.dma_write(iova + PAGE - 8, &junk[..16]).is_err(),
+        "straddling the end: nothing at all is written"
+    );
+    assert!(m.dev.dma_write(0xdead_0000, &junk).is_err(), "anywhere");
+    let mut all = vec![0u8; 4 * PAGE as usize];
+    assert!(m.k.phys().read(ram, &mut all));
+    assert!(all.iter().all(|&b| b == 0xCC), "canaries and buffer intact");
+
+    let (n, first) = d.drain_events().expect("drain");
+    assert_eq!(n, 4);
+    let first = first.expect("first event");
+    assert_eq!(
+        (first.code, first.device_id, first.address),
+        (2, 0x28, iova + PAGE)
+    );
+    let faults = read_text("/scheme/iommu/faults");
+    let line = format!("0 00:05.0 2 {:#x} write not-present", iova - PAGE);
+    assert!(faults.contains(&line), "{faults}");
+    let stats = read_text("/scheme/iommu/stats");
+    assert_eq!(stat(&stats, "faults"), 4);
+    assert_eq!(
+        m.unit
+            .stats
+            .faults
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
+}
+
+#[test]
+fn write_through_a_read_only_mapping_faults() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(3).expect("domain");
+    d.assign(bdf()).expect("assign");
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    assert!(m.k.phys().fill(buf, PAGE as usize, 0x11));
+    let iova = d.map(buf, PAGE, MapFlags::READ, None).expect("map");
+    let mut got = [0u8; 4];
+    m.dev.dma_read(iova, &mut got).expect("reads are allowed");
+    assert_eq!(got, [0x11; 4]);
+    assert_eq!(
+        m.dev.dma_write(iova, b"no"),
+        Err(DmaFault::Translation(iova))
+    );
+    m.k.phys().read(buf, &mut got);
+    assert_eq!(got, [0x11; 4], "nothing written");
+    let faults = read_text("/scheme/iommu/faults");
+    assert!(
+        faults.contains(&format!("0 00:05.0 3 {iova:#x} write permission")),
+        "{faults}"
+    );
+}
+
+#[test]
+fn strict_unmap_never_leaves_a_stale_iotlb_entry() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(5).expect("domain");
+    d.assign(bdf()).expect("assign");
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    for round in 0..50u8 {
+        let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+        m.dev.dma_write(iova, &[round]).expect("dma while mapped");
+        assert!(
+            m.unit.iotlb_entries() > 0,
+            "the unit cached the translation"
+        );
+        d.unmap(iova).expect("unmap");
+        assert_eq!(
+            m.dev.dma_write(iova, &[0xEE]),
+            Err(DmaFault::Translation(iova)),
+            "round {round}: reachable after UNMAP returned"
+        );
+    }
+    let mut b = [0u8];
+    m.k.phys().read(buf, &mut b);
+    assert_eq!(b, [49]);
+}
+
+#[test]
+fn lazy_unmap_leaves_a_window_until_the_flush() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(6).expect("domain");
+    d.set_invalidation(Invalidation::Lazy).expect("lazy");
+    d.assign(bdf()).expect("assign");
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+    m.dev.dma_write(iova, b"a").expect("dma");
+    d.unmap(iova).expect("unmap");
+    assert_eq!(
+        d.translate(iova).unwrap_err().errno,
+        ENOENT,
+        "tables cleared"
+    );
+    // The IOTLB still holds the old translation: the simulated unit serves it.
+    m.dev
+        .dma_write(iova, b"b")
+        .expect("stale IOTLB entry served");
+    let mut got = [0u8];
+    m.k.phys().read(buf, &mut got);
+    assert_eq!(&got, b"b");
+    // The IOVA is not handed out again before the flush.
+    let other = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+    assert_ne!(other, iova);
+    assert_eq!(d.flush().expect("flush"), 1);
+    assert_eq!(
+        m.dev.dma_write(iova, b"c"),
+        Err(DmaFault::Translation(iova))
+    );
+}
+
+#[test]
+fn a_full_flush_queue_flushes_by_itself() {
+    // A timeout that never fires during the test: only a full queue flushes.
+    let m = machine_with(iommu::Config {
+        flush_timeout_ms: 3_600_000,
+        ..iommu::Config::default()
+    });
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(8).expect("domain");
+    d.set_invalidation(Invalidation::Lazy).expect("lazy");
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    for _ in 0..255 {
+        let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+        d.unmap(iova).expect("unmap");
+    }
+    let stats = read_text("/scheme/iommu/stats");
+    assert_eq!(stat(&stats, "lazy_flushes"), 0, "{stats}");
+    let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+    d.unmap(iova).expect("the 256th unmap fills the queue");
+    let stats = read_text("/scheme/iommu/stats");
+    assert_eq!(stat(&stats, "lazy_flushes"), 1, "{stats}");
+    assert_eq!(stat(&stats, "deferred_unmaps"), 256);
+    assert_eq!(stat(&stats, "invalidations_strict"), 0);
+}
+
+#[test]
+fn the_flush_timeout_runs_from_the_time_scheme() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(9).expect("domain");
+    d.set_invalidation(Invalidation::Lazy).expect("lazy");
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+    d.unmap(iova).expect("unmap");
+    // One more request so the daemon has armed its timer before time moves.
+    d.query().expect("query");
+    m.k.clock().advance(std::time::Duration::from_millis(50));
+    // The flush happens on the daemon thread; wait for its effect.
+    let mut flushed = false;
+    for _ in 0..1_000_000 {
+        if stat(&read_text("/scheme/iommu/stats"), "lazy_flushes") == 1 {
+            flushed = true;
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert!(flushed, "no flush after the timeout");
+}
+
+#[test]
+fn growing_tables_rewrite_the_device_entry() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let d = IommuDomain::open(10).expect("domain");
+    d.assign(bdf()).expect("assign");
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    let low = d
+        .map(buf, PAGE, MapFlags::READ_WRITE, Some(0x10_0000))
+        .expect("map");
+    m.dev.dma_write(low, b"1").expect("3-level walk");
+    assert_eq!(d.query().expect("q").levels, 3);
+    // Beyond 39 bits: a fourth level, a new root, a new device table entry.
+    let high = d
+        .map(buf, PAGE, MapFlags::READ_WRITE, Some(1 << 40))
+        .expect("map high");
+    assert_eq!(d.query().expect("q").levels, 4);
+    m.dev
+        .dma_write(high, b"2")
+        .expect("4-level walk through the new root");
+    m.dev
+        .dma_write(low, b"3")
+        .expect("old mapping still reachable");
+    let mut got = [0u8];
+    m.k.phys().read(buf, &mut got);
+    assert_eq!(&got, b"3");
+}
+
+#[test]
+fn destroying_a_domain_with_devices_is_ebusy() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let ctl = IommuControl::open().expect("control");
+    let d = IommuDomain::open(11).expect("domain");
+    d.assign(bdf()).expect("assign");
+    assert_eq!(ctl.destroy_domain(11).unwrap_err().errno, EBUSY);
+    d.unassign(bdf()).expect("unassign");
+    ctl.destroy_domain(11).expect("destroy");
+    assert_eq!(ctl.destroy_domain(11).unwrap_err().errno, ENOENT);
+}
+
+#[test]
+fn only_the_owner_or_root_changes_a_domain() {
+    let m = machine();
+    let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
+    let iova = {
+        let (_p, _g) = m.k.enter("owner", Cred::USER);
+        let d = IommuDomain::open(12).expect("domain");
+        d.map(buf, PAGE, MapFlags::READ_WRITE, None)
+            .expect("owner maps")
+    };
+    {
+        let other = Cred {
+            uid: 1001,
+            gid: 1001,
+        };
+        let (_p, _g) = m.k.enter("intruder", other);
+        let d = IommuDomain::open(12).expect("anyone may open");
+        assert_eq!(d.query().expect("and query").mappings, 1);
+        assert_eq!(d.translate(iova).expect("and translate"), buf);
+        let e = |r: syscall::Result<u64>| r.unwrap_err().errno;
+        assert_eq!(e(d.map(buf, PAGE, MapFlags::READ, None)), EACCES);
+        assert_eq!(e(d.unmap(iova)), EACCES);
+        assert_eq!(d.assign(bdf()).unwrap_err().errno, EACCES);
+        assert_eq!(
+            d.set_invalidation(Invalidation::Lazy).unwrap_err().errno,
+            EACCES
+        );
+        assert_eq!(d.set_quota(1).unwrap_err().errno, EACCES);
+        assert_eq!(
+            IommuControl::open()
+                .expect("ctl")
+                .destroy_domain(12)
+                .unwrap_err()
+                .errno,
+            EACCES
+        );
+    }
+    {
+        let (_p, _g) = m.k.enter("owner", Cred::USER);
+        let d = IommuDomain::open(12).expect("domain");
+        assert_eq!(
+            d.set_quota(1).unwrap_err().errno,
+            EACCES,
+            "quota: root only"
+        );
+    }
+    let (_p, _g) = m.k.enter("admin", Cred::ROOT);
+    let d = IommuDomain::open(12).expect("domain");
+    d.unmap(iova).expect("root may");
+}
+
+#[test]
+fn the_quota_limits_mapped_bytes() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("admin", Cred::ROOT);
+    let d = IommuDomain::open(13).expect("domain");
+    d.set_quota(2 * PAGE).expect("quota");
+    let buf = m.k.phys().alloc(4 * PAGE as usize, false).expect("ram");
+    d.map(buf, 2 * PAGE, MapFlags::READ_WRITE, None)
+        .expect("within");
+    assert_eq!(
+        d.map(buf, PAGE, MapFlags::READ_WRITE, None)
+            .unwrap_err()
+            .errno,
+        ENOSPC
+    );
+}
+
+#[test]
+fn malformed_requests_get_errno_responses_through_the_kernel() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("client", Cred::USER);
+    let fd =
+        libredox::Fd::open("/scheme/iommu/control", libredox::flag::O_RDWR, 0).expect("control");
+    let mut bad = RawRequest::new(Opcode::Query, 0, 0, 0, 0);
+    bad.version = 9;
+    assert_eq!(fd.write(&bad.encode()).expect("accepted"), 32);
+    let mut r = [0u8; 36];
+    assert_eq!(fd.read(&mut r).expect("response"), 36);
+    let r = Response::decode(&r).expect("decode");
+    assert_eq!({ r.status }, -syscall::error::EINVAL);
+}
