@@ -95,18 +95,16 @@ impl<S: SchemeSync> SqeHarness<S> {
             }
             return None;
         }
-        let caller = CallerCtx {
-            pid: sqe.caller as usize,
-            uid: sqe.args[5] as u32,
-            gid: (sqe.args[5] >> 32) as u32,
-            id: self.ctx().id,
-        };
         // SAFETY: the Sqe's pointers come from the caller's live buffers.
         let response = match unsafe { Op::from_sqe_unchecked(&sqe) } {
             Some(op) => {
+                // As `CallRequest::caller` builds it: uid/gid from args[5] (which for a
+                // `call` carries metadata instead, exactly as a real daemon sees it).
                 let caller = CallerCtx {
+                    pid: sqe.caller as usize,
+                    uid: sqe.args[5] as u32,
+                    gid: (sqe.args[5] >> 32) as u32,
                     id: op.req_id(),
-                    ..caller
                 };
                 op.handle_sync(caller, &mut self.scheme, &mut self.state)
             }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// How long a waiter spins before it parks.
 pub const SPIN_FOR: Duration = Duration::from_micros(40);
+/// How long it spins without yielding first: a typical scheme round trip fits in it,
+/// and a `sched_yield` in the middle of one would cost more than the whole trip.
+pub const PURE_SPIN: Duration = Duration::from_micros(4);
 
 /// Spins until `ready()` holds or [`SPIN_FOR`] passes; returns whether it held.
 pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
@@ -24,11 +27,14 @@ pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
             }
             std::hint::spin_loop();
         }
-        if start.elapsed() >= SPIN_FOR {
+        let spent = start.elapsed();
+        if spent >= SPIN_FOR {
             return ready();
         }
-        // Another runnable thread (the one we wait for) may need this core.
-        thread::yield_now();
+        if spent >= PURE_SPIN {
+            // More runnable threads than cores: let the one we wait for run.
+            thread::yield_now();
+        }
     }
 }
 
