@@ -10,7 +10,7 @@ use iommu::client::{IommuControl, IommuDomain};
 use iommu::protocol::{MapFlags, Opcode, RawRequest, Request, Response};
 use iommu::{Bdf, Invalidation};
 use redox_host::boot::{self, RunningDaemon};
-use redox_host::hw::amdvi::SimAmdVi;
+use redox_host::hw::amdvi::{CommandExecution, SimAmdVi};
 use redox_host::hw::pci_function::{COMMAND_BUS_MASTER, DmaFault, SimFunctionSpec, SimPciFunction};
 use redox_host::{Cred, Kernel};
 use syscall::error::{EACCES, EBUSY, ENOENT, ENOSPC, EOPNOTSUPP};
@@ -35,8 +35,12 @@ fn machine() -> Machine {
 }
 
 fn machine_with(config: iommu::Config) -> Machine {
+    machine_on(config, CommandExecution::Inline)
+}
+
+fn machine_on(config: iommu::Config, execution: CommandExecution) -> Machine {
     let k = Kernel::boot();
-    let unit = SimAmdVi::new(&k);
+    let unit = SimAmdVi::with_execution(&k, execution);
     let dev = SimPciFunction::new(&k, SimFunctionSpec::dsmil_like(ADDR, 4)).expect("function");
     dev.config_write_u32(0x04, u32::from(COMMAND_BUS_MASTER))
         .expect("bus master");
@@ -256,7 +260,18 @@ fn write_through_a_read_only_mapping_faults() {
 
 #[test]
 fn strict_unmap_never_leaves_a_stale_iotlb_entry() {
-    let m = machine();
+    strict_unmap_on(CommandExecution::Inline);
+}
+
+/// The unit runs its command ring on its own thread: UNMAP must really wait
+/// for the completion store, or the device would still hit the IOTLB.
+#[test]
+fn strict_unmap_waits_for_a_unit_running_beside_the_cpu() {
+    strict_unmap_on(CommandExecution::Concurrent);
+}
+
+fn strict_unmap_on(execution: CommandExecution) {
+    let m = machine_on(iommu::Config::default(), execution);
     let (_p, _g) = m.k.enter("driver", Cred::USER);
     let d = IommuDomain::open(5).expect("domain");
     d.assign(bdf()).expect("assign");
@@ -484,4 +499,24 @@ fn malformed_requests_get_errno_responses_through_the_kernel() {
     assert_eq!(fd.read(&mut r).expect("response"), 36);
     let r = Response::decode(&r).expect("decode");
     assert_eq!({ r.status }, -syscall::error::EINVAL);
+}
+
+#[test]
+fn the_demo_shows_a_mapping_a_translation_and_a_blocked_rogue_dma() {
+    let k = Kernel::boot();
+    let (_p, _g) = k.enter("demo", Cred::USER);
+    let mut out = String::new();
+    redox_host::demo::iommu_demo(&k, &mut out).expect("demo");
+    for needle in [
+        "MAP phys",
+        "TRANSLATE",
+        "holds \"DMA through the IOMMU\"",
+        "blocked (Translation(",
+        "DRAIN_EVENTS: 1 event(s)",
+        "00:06.0 1",
+        "write not-present",
+        "iommud stopped cleanly",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing in\n{out}");
+    }
 }

@@ -15,16 +15,20 @@
 //! * **IOTLB**: translations are cached per (DomainID, page) and served from
 //!   the cache — even after iommud changed the page tables — until an
 //!   `INV_IOMMU_PAGES` covering them executes. Nothing else clears it.
-//! * **Command ring**: writing the tail register executes every command from
-//!   head to tail (`COMPLETION_WAIT` with its store to memory,
-//!   `INV_DEV_ENTRY`, `INV_IOMMU_PAGES` with the S-bit range encoding).
+//! * **Command ring**: every command from head to tail is executed
+//!   (`COMPLETION_WAIT` with its store to memory, `INV_DEV_ENTRY`,
+//!   `INV_IOMMU_PAGES` with the S-bit range encoding) — either at once when
+//!   the tail register is written ([`CommandExecution::Inline`], a unit with
+//!   zero latency), or, as hardware does, by the unit's own command processor
+//!   running beside the CPU ([`CommandExecution::Concurrent`], a thread woken
+//!   by the tail write), so the driver really waits for its completion store.
 //! * **Event log**: an I/O page fault (requester id, DomainID, address,
 //!   read/write, present/permission) is written at the log tail; a full log
 //!   sets EventOverflow and loses the event.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 
 use iommu::amdvi::{AmdViMmio, control, reg, status};
 
@@ -105,10 +109,51 @@ struct Fault {
     present: bool,
 }
 
+/// When the unit executes queued commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandExecution {
+    /// During the tail-register write (the driver's completion wait is
+    /// satisfied before it starts polling).
+    Inline,
+    /// On the unit's own command-processor thread, as hardware runs its
+    /// command buffer asynchronously to the CPU.
+    Concurrent,
+}
+
+/// Wakes the command processor: `(tail written, unit gone)`.
+#[derive(Default)]
+struct Doorbell {
+    rung: Mutex<(bool, bool)>,
+    wake: Condvar,
+}
+
+impl Doorbell {
+    fn ring(&self, shutdown: bool) {
+        let mut r = lock(&self.rung);
+        r.0 = true;
+        r.1 |= shutdown;
+        self.wake.notify_one();
+    }
+
+    /// Waits for a ring; false once the unit is gone.
+    fn wait(&self) -> bool {
+        let mut r = lock(&self.rung);
+        while !r.0 {
+            r = match self.wake.wait(r) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+        }
+        r.0 = false;
+        !r.1
+    }
+}
+
 /// One simulated AMD-Vi unit.
 pub struct SimAmdVi {
     phys: Arc<PhysArena>,
     state: Mutex<UnitState>,
+    doorbell: Option<Arc<Doorbell>>,
     /// Counters.
     pub stats: SimAmdViStats,
 }
@@ -131,13 +176,38 @@ fn other_size(pte: u64) -> u64 {
 }
 
 impl SimAmdVi {
-    /// A unit on `kernel`'s machine (disabled until iommud enables it).
+    /// A unit on `kernel`'s machine (disabled until iommud enables it) that
+    /// executes commands inline.
     pub fn new(kernel: &Kernel) -> Arc<Self> {
-        Arc::new(Self {
+        Self::with_execution(kernel, CommandExecution::Inline)
+    }
+
+    /// A unit executing commands as `execution` says. A concurrent unit's
+    /// command processor thread ends when the unit is dropped.
+    pub fn with_execution(kernel: &Kernel, execution: CommandExecution) -> Arc<Self> {
+        let doorbell = (execution == CommandExecution::Concurrent).then(Arc::<Doorbell>::default);
+        let unit = Arc::new(Self {
             phys: kernel.phys().clone(),
             state: Mutex::new(UnitState::default()),
+            doorbell: doorbell.clone(),
             stats: SimAmdViStats::default(),
-        })
+        });
+        if let Some(bell) = doorbell {
+            let weak: Weak<SimAmdVi> = Arc::downgrade(&unit);
+            let spawned = std::thread::Builder::new()
+                .name("sim-amdvi-cmd".into())
+                .spawn(move || {
+                    while bell.wait() {
+                        let Some(unit) = weak.upgrade() else { break };
+                        let mut st = lock(&unit.state);
+                        unit.run_commands(&mut st);
+                    }
+                });
+            if let Err(e) = spawned {
+                log::error!("sim amd-vi: no command processor thread: {e}");
+            }
+        }
+        unit
     }
 
     /// The register interface iommud drives.
@@ -448,13 +518,24 @@ impl SimAmdVi {
             reg::COMMAND_HEAD => r.command_head = value & reg::RING_POINTER_MASK,
             reg::COMMAND_TAIL => {
                 r.command_tail = value & reg::RING_POINTER_MASK;
-                self.run_commands(&mut st);
+                match &self.doorbell {
+                    Some(bell) => bell.ring(false),
+                    None => self.run_commands(&mut st),
+                }
             }
             reg::EVENT_HEAD => r.event_head = value & reg::RING_POINTER_MASK,
             reg::EVENT_TAIL => r.event_tail = value & reg::RING_POINTER_MASK,
             // RW1C.
             reg::STATUS => r.status &= !(value & status::EVENT_OVERFLOW),
             _ => {}
+        }
+    }
+}
+
+impl Drop for SimAmdVi {
+    fn drop(&mut self) {
+        if let Some(bell) = &self.doorbell {
+            bell.ring(true);
         }
     }
 }
