@@ -520,3 +520,24 @@ fn the_demo_shows_a_mapping_a_translation_and_a_blocked_rogue_dma() {
         assert!(out.contains(needle), "{needle:?} missing in\n{out}");
     }
 }
+
+#[test]
+fn driver_sys_allocates_through_iommud_and_the_device_dmas_there() {
+    use driver_sys::dma::IommuDmaAllocator;
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
+    let domain = IommuDomain::open(20).expect("domain");
+    domain.assign(bdf()).expect("assign");
+    let allocator = IommuDmaAllocator::new(Box::new(domain), 64).expect("allocator");
+    assert!(allocator.translates());
+    let buf = allocator.allocate(8192).expect("allocate");
+    assert_ne!(
+        buf.iova(),
+        buf.phys(),
+        "the device gets an IOVA from iommud"
+    );
+    m.dev
+        .dma_write(buf.iova() + 4096, b"via driver-sys")
+        .expect("dma");
+    assert_eq!(&buf.as_slice()[4096..4110], b"via driver-sys");
+}

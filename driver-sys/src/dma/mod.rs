@@ -10,6 +10,7 @@
 
 pub mod allocator;
 pub mod buffer;
+pub mod iommu_client;
 pub mod mapper;
 pub mod streaming;
 
