@@ -501,6 +501,58 @@ fn invalidation_suite() {
     report("map_unmap_strict_inline_unit_ns", strict);
     report("map_unmap_lazy_inline_unit_ns", lazy);
     report("lazy_over_strict_throughput_inline_unit", strict / lazy);
+    // End to end through the scheme (two IPC round trips per pair).
+    let (strict, lazy) = invalidation_over_ipc();
+    report("map_unmap_strict_ipc_ns", strict);
+    report("map_unmap_lazy_ipc_ns", lazy);
+    report("lazy_over_strict_throughput_ipc", strict / lazy);
+}
+
+/// The same pairs as seen by a driver: MAP and UNMAP requests through the
+/// kernel to iommud on its own thread (concurrent unit). ns per pair.
+fn invalidation_over_ipc() -> (f64, f64) {
+    use iommu::Invalidation;
+    use iommu::client::IommuDomain;
+    use redox_host::hw::amdvi::{CommandExecution, SimAmdVi};
+    use redox_host::{Cred, Kernel};
+
+    let k = Kernel::boot();
+    let unit = SimAmdVi::with_execution(&k, CommandExecution::Concurrent);
+    let _iommud = redox_host::boot::iommud(&k, iommu::Config::default(), &unit);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let phys = k
+        .phys()
+        .alloc(PAGE_4K as usize, false)
+        .unwrap_or_else(|e| panic!("ram: {e}"));
+    let open = |id: u16, mode| {
+        let d = IommuDomain::open(id).unwrap_or_else(|e| panic!("domain {id}: {e}"));
+        d.set_invalidation(mode)
+            .unwrap_or_else(|e| panic!("mode: {e}"));
+        d
+    };
+    let strict = open(1, Invalidation::Strict);
+    let lazy = open(2, Invalidation::Lazy);
+    let round = |d: &IommuDomain| {
+        let iters = 20_000;
+        let start = Instant::now();
+        for _ in 0..iters {
+            let iova = d
+                .map(phys, PAGE_4K, MapFlags::READ_WRITE, None)
+                .unwrap_or(0);
+            black_box(d.unmap(iova).ok());
+        }
+        start.elapsed().as_nanos() as f64 / iters as f64
+    };
+    let mut benches: Vec<Bench<'_>> = vec![
+        ("strict", Box::new(|| round(&strict))),
+        ("lazy", Box::new(|| round(&lazy))),
+    ];
+    interleaved(&mut benches, 1);
+    let best = interleaved(&mut benches, 3);
+    match best[..] {
+        [s, l] => (s, l),
+        _ => (f64::NAN, f64::NAN),
+    }
 }
 
 /// Runs the suite.
