@@ -271,6 +271,24 @@ impl Kernel {
         }
     }
 
+    /// Like [`Kernel::wait_for_scheme`], but gives up (returning false) once `alive()`
+    /// says the daemon that should register it has ended — a daemon that fails to start
+    /// must fail the test, not hang it.
+    pub fn wait_for_scheme_while(&self, name: &str, alive: impl Fn() -> bool) -> bool {
+        loop {
+            let seen = self.namespace_changed.epoch();
+            if lock(&self.namespace).contains_key(name) {
+                return true;
+            }
+            if !alive() {
+                return lock(&self.namespace).contains_key(name);
+            }
+            // A thread ending does not touch the namespace: re-check it now and then.
+            let recheck = std::time::Instant::now() + std::time::Duration::from_millis(20);
+            self.namespace_changed.wait_past(seen, Some(recheck));
+        }
+    }
+
     /// Names registered in the namespace, sorted.
     pub fn scheme_names(&self) -> Vec<String> {
         let mut v: Vec<String> = lock(&self.namespace).keys().cloned().collect();
