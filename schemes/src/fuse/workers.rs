@@ -85,3 +85,40 @@ impl Workers {
         self.ready.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+    use std::sync::mpsc;
+
+    #[test]
+    fn blocked_jobs_do_not_stall_later_ones() {
+        // Eight jobs block together on a barrier the test also waits on: it only
+        // opens if the pool grew to eight threads at once.
+        let pool = Workers::new();
+        let barrier = Arc::new(Barrier::new(9));
+        let (tx, rx) = mpsc::channel();
+        for i in 0..8 {
+            let (b, tx) = (barrier.clone(), tx.clone());
+            pool.run(move || {
+                b.wait();
+                let _ = tx.send(i);
+            });
+        }
+        barrier.wait();
+        let mut done: Vec<i32> = rx.iter().take(8).collect();
+        done.sort();
+        assert_eq!(done, (0..8).collect::<Vec<_>>());
+        // Later jobs still run (on the now idle workers).
+        let (tx2, rx2) = mpsc::channel();
+        for i in 0..100 {
+            let tx2 = tx2.clone();
+            pool.run(move || {
+                let _ = tx2.send(i);
+            });
+        }
+        assert_eq!(rx2.iter().take(100).count(), 100);
+        pool.close();
+    }
+}
