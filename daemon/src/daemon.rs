@@ -1,12 +1,15 @@
 //! The request loop: the unmodified Redox pattern of a scheme socket driven by an
-//! event queue.
+//! event queue, plus a `time` scheme deadline for periodic housekeeping.
 
 use std::cell::{Cell, RefCell};
 
 use event::{EventFlags, EventQueue};
-use redox_scheme::Socket;
+use libredox::Fd;
+use libredox::flag::O_RDWR;
 use redox_scheme::scheme::register_sync_scheme;
 use redox_scheme::wrappers::ReadinessBased;
+use redox_scheme::{Response, SignalBehavior, Socket};
+use syscall::data::TimeSpec;
 
 use crate::config::Config;
 use crate::hardware::Hardware;
@@ -18,6 +21,7 @@ const BATCH: usize = 32;
 event::user_data! {
     enum Source {
         Scheme,
+        Housekeeping,
     }
 }
 
@@ -42,7 +46,41 @@ fn sys<T>(what: &'static str, r: Result<T, impl Into<syscall::Error>>) -> Result
     r.map_err(|e| DaemonError::Sys(what, e.into().errno))
 }
 
+/// The housekeeping timer: a handle of `/scheme/time/<CLOCK_MONOTONIC>`; writing
+/// an absolute deadline makes it readable (an event) once the clock passes it.
+struct HousekeepingTimer {
+    fd: Fd,
+}
+
+impl HousekeepingTimer {
+    fn open() -> libredox::error::Result<HousekeepingTimer> {
+        let path = format!("/scheme/time/{}", syscall::flag::CLOCK_MONOTONIC);
+        Ok(HousekeepingTimer {
+            fd: Fd::open(&path, O_RDWR, 0)?,
+        })
+    }
+
+    /// Sets the next deadline `interval_ms` from now.
+    fn arm(&self, interval_ms: u32) -> libredox::error::Result<()> {
+        let mut now = TimeSpec::default();
+        self.fd.read(&mut now)?;
+        let total_ns = i64::from(now.tv_nsec) + i64::from(interval_ms % 1000) * 1_000_000;
+        let deadline = TimeSpec {
+            tv_sec: now.tv_sec + i64::from(interval_ms / 1000) + total_ns / 1_000_000_000,
+            // < 2e9 % 1e9: fits.
+            tv_nsec: (total_ns % 1_000_000_000) as i32,
+        };
+        self.fd.write(&deadline)?;
+        Ok(())
+    }
+}
+
 /// Registers scheme `config.scheme_name` and serves it until the socket reports EOF.
+///
+/// Requests that would block (an `events` read with nothing queued) are parked by
+/// redox-scheme's `ReadinessBased` and polled again after every batch, so they are
+/// answered as soon as a record exists; a Cancel from the kernel answers them with
+/// `ECANCELED`. Readers that asked for readiness get an `EVENT_READ` post.
 pub fn run(config: Config, hardware: Hardware) -> Result<(), DaemonError> {
     let name = config.scheme_name.clone();
     let socket = sys("creating the scheme socket", Socket::nonblock())?;
@@ -56,6 +94,24 @@ pub fn run(config: Config, hardware: Hardware) -> Result<(), DaemonError> {
         "subscribing to the scheme socket",
         queue.subscribe(socket.inner().raw(), Source::Scheme, EventFlags::READ),
     )?;
+    // Without a time scheme the daemon still serves; sessions then never expire.
+    let timer = match HousekeepingTimer::open() {
+        Ok(timer) => {
+            sys(
+                "subscribing to the housekeeping timer",
+                queue.subscribe(timer.fd.raw(), Source::Housekeeping, EventFlags::READ),
+            )?;
+            sys(
+                "arming the housekeeping timer",
+                timer.arm(scheme.borrow().config().housekeeping_interval_ms),
+            )?;
+            Some(timer)
+        }
+        Err(e) => {
+            log::warn!("dsmild: no housekeeping timer ({e}); idle sessions will not expire");
+            None
+        }
+    };
     log::info!("dsmild: serving /scheme/{name}");
 
     let mut requests = ReadinessBased::new(&socket, BATCH);
@@ -76,6 +132,13 @@ pub fn run(config: Config, hardware: Hardware) -> Result<(), DaemonError> {
                 requests.poll_all_requests(|| scheme.borrow_mut()),
             )?;
             sys("writing responses", requests.write_responses())?;
+            for id in scheme.borrow_mut().take_fevent_posts() {
+                let post = Response::post_fevent(id, syscall::flag::EventFlags::EVENT_READ.bits());
+                sys(
+                    "posting readiness",
+                    socket.write_response(post, SignalBehavior::Restart),
+                )?;
+            }
             if handled.get() == 0 {
                 break;
             }
@@ -83,6 +146,16 @@ pub fn run(config: Config, hardware: Hardware) -> Result<(), DaemonError> {
         let event = sys("waiting for events", queue.next_event())?;
         match event.user_data {
             Source::Scheme => {}
+            Source::Housekeeping => {
+                let interval = {
+                    let mut scheme = scheme.borrow_mut();
+                    scheme.housekeeping();
+                    scheme.config().housekeeping_interval_ms
+                };
+                if let Some(timer) = &timer {
+                    sys("re-arming the housekeeping timer", timer.arm(interval))?;
+                }
+            }
         }
     }
 }

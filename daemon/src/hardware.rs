@@ -1,8 +1,17 @@
 //! What dsmild needs from the machine, behind small traits so the same daemon runs on
 //! real hardware (wired in `main.rs`) and on the simulated machine (wired by
 //! `redox-host`).
+//!
+//! Today the token path is firmware (SMI: [`crate::platform::LegacySmi`] or the Dell
+//! [`crate::platform::CallingInterface`]), optionally with the devices' register
+//! blocks ([`DeviceMemory`]). The DSMIL PCI controller (MSI-X completion, device data
+//! DMA'd into IOMMU-mapped buffers) will be one more optional field here, preferred
+//! over firmware when the function exists; the scheme only talks to [`crate::machine`],
+//! which picks the path.
 
 use syscall::error::Result;
+
+use crate::platform::{Clock, DeviceMemory, RedoxClock, TokenIo};
 
 /// A temperature sensor near the DSMIL devices.
 pub trait ThermalSensor: Send {
@@ -23,13 +32,51 @@ impl ThermalSensor for FixedThermal {
 pub struct Hardware {
     /// Thermal sensor.
     pub thermal: Box<dyn ThermalSensor>,
+    /// Token reads and writes through firmware; `None` when the machine has no
+    /// SMI path (every device then stays offline).
+    pub firmware: Option<Box<dyn TokenIo + Send>>,
+    /// The devices' register blocks, captured by read sessions; `None` when the
+    /// memory window is not mapped (reads then carry the token value and record only).
+    pub device_memory: Option<Box<dyn DeviceMemory + Send>>,
+    /// The clock sessions age by: the system monotonic clock, which the `time`
+    /// scheme's housekeeping deadlines are set against.
+    pub clock: Box<dyn Clock + Send>,
 }
 
 impl Hardware {
-    /// Hardware with only a fixed-reading thermal sensor (no SMI, no PCI function).
+    /// Hardware with only a fixed-reading thermal sensor (no SMI, no PCI function):
+    /// the scheme answers, every device is offline.
     pub fn minimal(celsius: i32) -> Self {
         Self {
             thermal: Box::new(FixedThermal(celsius)),
+            firmware: None,
+            device_memory: None,
+            clock: Box::new(RedoxClock),
         }
+    }
+
+    /// Hardware with a thermal sensor and a firmware token path, on the system clock.
+    pub fn with_firmware(
+        thermal: Box<dyn ThermalSensor>,
+        firmware: Box<dyn TokenIo + Send>,
+    ) -> Self {
+        Self {
+            thermal,
+            firmware: Some(firmware),
+            device_memory: None,
+            clock: Box::new(RedoxClock),
+        }
+    }
+
+    /// Adds the devices' register blocks.
+    pub fn device_memory(mut self, memory: Box<dyn DeviceMemory + Send>) -> Self {
+        self.device_memory = Some(memory);
+        self
+    }
+
+    /// Replaces the clock (tests that drive the scheme without a kernel).
+    pub fn clock(mut self, clock: Box<dyn Clock + Send>) -> Self {
+        self.clock = clock;
+        self
     }
 }

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod device;
 pub mod hardware;
 pub mod logger;
+pub mod machine;
 pub mod platform;
 pub mod scheme;
 pub mod wire;

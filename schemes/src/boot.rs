@@ -43,6 +43,17 @@ impl Drop for RunningDaemon {
     }
 }
 
+/// Starts `dsmild` (as root) on the simulated DSMIL platform `sim` and waits until
+/// its scheme is registered; the test keeps `sim` to poke the firmware and sensor
+/// (faults, temperature) and to read the firmware's counters.
+pub fn dsmild_simulated(
+    kernel: &Arc<Kernel>,
+    config: dsmil::Config,
+    sim: &crate::hw::smm::SimulatedDsmil,
+) -> RunningDaemon {
+    dsmild(kernel, config, sim.hardware())
+}
+
 /// Starts `dsmild` (as root) and waits until its scheme is registered.
 pub fn dsmild(
     kernel: &Arc<Kernel>,

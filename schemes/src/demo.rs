@@ -29,14 +29,132 @@ fn cat(path: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes?).into_owned())
 }
 
+fn scan_table(out: &mut String) -> Result<(), String> {
+    use dsmil::wire::{CHUNK_SIZE, ScanChunk};
+    let _ = writeln!(
+        out,
+        "\n== scan: open /scheme/dsmil/scan, one bulk read, close"
+    );
+    let fd =
+        call::open("/scheme/dsmil/scan", O_RDONLY, 0).map_err(|e| format!("open scan: {e}"))?;
+    let mut buf = vec![0u8; 32 * CHUNK_SIZE];
+    let n = call::read(fd, &mut buf).map_err(|e| format!("read scan: {e}"))?;
+    let _ = call::close(fd);
+    let _ = writeln!(out, "{} bytes = {} chunks", n, n / CHUNK_SIZE);
+    let _ = writeln!(out, "chunk token  state          access quarantined");
+    let mut devices = 0;
+    for raw in buf[..n].chunks_exact(CHUNK_SIZE) {
+        let chunk = ScanChunk::decode(raw).map_err(|e| format!("decode: {e}"))?;
+        for d in chunk.valid_devices() {
+            devices += 1;
+            let line = format!(
+                "{:>5} {:#06x} {:<14} {:<6} {}",
+                { chunk.header.chunk_index },
+                d.device_id,
+                d.state.name(),
+                if d.is_quarantined { "none" } else { "read" },
+                if d.is_quarantined { "QUARANTINED" } else { "" }
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    let _ = writeln!(out, "{devices} devices");
+    Ok(())
+}
+
+fn device_read(out: &mut String) -> Result<(), String> {
+    use dsmil::wire::{CHUNK_SIZE, ReadChunk};
+    let _ = writeln!(
+        out,
+        "\n== chunked read of /scheme/dsmil/device/0x8001 (one chunk per read)"
+    );
+    let fd = call::open("/scheme/dsmil/device/0x8001", O_RDONLY, 0)
+        .map_err(|e| format!("open device: {e}"))?;
+    let mut data = Vec::new();
+    let mut buf = [0u8; CHUNK_SIZE];
+    loop {
+        let n = call::read(fd, &mut buf).map_err(|e| format!("read device: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        let c = ReadChunk::decode(&buf[..n]).map_err(|e| format!("decode: {e}"))?;
+        let _ = writeln!(
+            out,
+            "chunk {}/{} offset {} size {} session {}",
+            { c.header.chunk_index },
+            { c.header.total_chunks },
+            { c.header.data_offset },
+            { c.header.chunk_size },
+            { c.header.session_id }
+        );
+        data.extend_from_slice(c.valid_data());
+    }
+    let _ = call::close(fd);
+    let value = data
+        .get(..4)
+        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+    let _ = writeln!(
+        out,
+        "{} data bytes, token value {:#010x}",
+        data.len(),
+        value.unwrap_or(0)
+    );
+    Ok(())
+}
+
+fn thermal_event(
+    kernel: &std::sync::Arc<Kernel>,
+    sim: &crate::hw::smm::SimulatedDsmil,
+    out: &mut String,
+) -> Result<(), String> {
+    use dsmil::wire::EventRecord;
+    let _ = writeln!(
+        out,
+        "\n== events: a blocked reader, then a thermal excursion to 93 °C"
+    );
+    let reader = kernel.spawn("event-reader", Cred::USER, || {
+        let fd = call::open("/scheme/dsmil/events", O_RDONLY, 0)?;
+        let mut rec = [0u8; EventRecord::SIZE];
+        let n = call::read(fd, &mut rec)?;
+        let _ = call::close(fd);
+        Ok::<_, libredox::error::Error>(rec[..n].to_vec())
+    });
+    // Wait until the reader's open reached the daemon (the status file counts handles).
+    while !cat("/scheme/dsmil/status")?.contains("open_handles: 1\n") {
+        std::thread::yield_now();
+    }
+    sim.thermal.set(93);
+    // Housekeeping runs on a time-scheme deadline: move the clock past it.
+    kernel.clock().advance(std::time::Duration::from_secs(2));
+    let rec = reader
+        .join()
+        .map_err(|_| "event reader panicked".to_string())?
+        .map_err(|e| format!("read events: {e}"))?;
+    let r = EventRecord::decode(&rec).map_err(|e| format!("decode: {e}"))?;
+    let _ = writeln!(
+        out,
+        "event #{}: {} at {} °C (limit {})",
+        r.sequence,
+        r.kind.name(),
+        r.arg0,
+        r.arg1
+    );
+    match call::open("/scheme/dsmil/device/0x8001", O_RDONLY, 0) {
+        Ok(_) => return Err("a device read succeeded above the thermal limit".into()),
+        Err(e) => {
+            let _ = writeln!(out, "device read while hot: {e} (errno {})", e.errno());
+        }
+    }
+    sim.thermal.set(60);
+    kernel.clock().advance(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
 /// Runs the demo and returns its report.
 pub fn run() -> Result<String, String> {
     let kernel = Kernel::boot();
-    let dsmild = boot::dsmild(
-        &kernel,
-        dsmil::Config::default(),
-        dsmil::Hardware::minimal(47),
-    );
+    let sim = crate::hw::smm::SimulatedDsmil::new(47);
+    let dsmild = boot::dsmild_simulated(&kernel, dsmil::Config::default(), &sim);
     let (_client, _g) = kernel.enter("demo-client", Cred::USER);
     let mut out = String::new();
 
@@ -53,7 +171,11 @@ pub fn run() -> Result<String, String> {
     let _ = writeln!(out, "\n== ls /scheme/dsmil/");
     out.push_str(&String::from_utf8_lossy(&listing));
 
-    for file in ["version", "status"] {
+    scan_table(&mut out)?;
+    device_read(&mut out)?;
+    thermal_event(&kernel, &sim, &mut out)?;
+
+    for file in ["version", "status", "health"] {
         let path = format!("/scheme/dsmil/{file}");
         let _ = writeln!(out, "\n== cat {path}");
         out.push_str(&cat(&path)?);

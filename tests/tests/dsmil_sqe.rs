@@ -19,7 +19,11 @@ fn root_listing_by_read_and_getdents() {
     let root = h.open("", O_RDONLY).expect("root");
     let mut buf = [0u8; 256];
     let n = h.read(root, &mut buf).expect("read");
-    assert_eq!(&buf[..n], b"control\nversion\nstatus\n");
+    assert_eq!(
+        &buf[..n],
+        &b"control\nscan\ndevice\nevents\nconfig\nversion\nstatus\nthermal\nhealth\ndevices\nstats\nlog\n"[..]
+    );
+    let mut buf = [0u8; 1024];
     let n = h.getdents(root, &mut buf, 0).expect("getdents");
     let names: Vec<String> = syscall::dirent::DirentIter::new(&buf[..n])
         .filter_map(|e| e.ok())
@@ -29,7 +33,13 @@ fn root_listing_by_read_and_getdents() {
                 .to_string()
         })
         .collect();
-    assert_eq!(names, ["control", "version", "status"]);
+    assert_eq!(
+        names,
+        [
+            "control", "scan", "device", "events", "config", "version", "status", "thermal",
+            "health", "devices", "stats", "log"
+        ]
+    );
     assert_eq!(h.write(root, b"x"), Err(EISDIR));
 }
 

@@ -73,6 +73,19 @@ impl LifecycleState {
         matches!(self, LifecycleState::Ready | LifecycleState::Active)
     }
 
+    /// The number `events` records carry: 0 offline, 1 initializing,
+    /// 2 ready, 3 active, 4 error, 5 locked.
+    pub const fn number(self) -> i32 {
+        match self {
+            LifecycleState::Offline => 0,
+            LifecycleState::Initializing => 1,
+            LifecycleState::Ready => 2,
+            LifecycleState::Active => 3,
+            LifecycleState::Error => 4,
+            LifecycleState::Locked => 5,
+        }
+    }
+
     /// Lower-case name for text files and logs.
     pub const fn name(self) -> &'static str {
         match self {

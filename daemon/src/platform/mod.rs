@@ -1,13 +1,16 @@
 //! Hardware behind small traits: x86 port I/O ([`PortIo`]), a monotonic
 //! [`Clock`], the DSMIL legacy SMI path ([`LegacySmi`]), the Dell SMBIOS
 //! calling interface ([`CallingInterface`]) and the chunked MMIO window
-//! ([`MmioWindow`]).
+//! ([`MmioWindow`]), a device's register block ([`DeviceMemory`]) and the
+//! scheme's clocks ([`RedoxClock`], [`ManualClock`]).
 //!
 //! `main.rs` wires the real x86 implementations, `redox-host` the simulated
 //! firmware, the tests recorders. Quarantined tokens are refused by every
 //! [`TokenIo`] implementation before any port is touched.
 
 mod calling_interface;
+mod clocks;
+mod device_memory;
 mod legacy_smi;
 mod mmio_window;
 mod port_io;
@@ -20,6 +23,8 @@ pub use calling_interface::{
     CallingInterface, CallingInterfaceBuffer, CallingInterfaceConfig, SELECT_TOKEN_STD, SmiBuffer,
     SmiRegisters, SmiTrigger,
 };
+pub use clocks::{ManualClock, RedoxClock};
+pub use device_memory::{DEVICE_BLOCK_LEN, DeviceMemory};
 pub use legacy_smi::{
     LEGACY_CMD_READ, LEGACY_CMD_WRITE, LEGACY_DATA_PORT, LEGACY_TOKEN_PORT, LegacySmi,
     SMI_COMMAND_PORT, SMI_STATUS_PORT,

@@ -1,19 +1,197 @@
-//! The `control` channel: a request (16 bytes, or a `call`'s metadata) in, a response
-//! out. Write-then-read keeps the response in the handle until it is read.
+//! The `control` channel: a request (16 bytes written, or a `call`'s metadata)
+//! in, a reply out. The op table is in [`crate::wire::Op`].
 
-use syscall::error::{EOPNOTSUPP, Error, Result};
+use syscall::error::{EINVAL, Error, Result};
 
-use crate::wire::{ControlRequest, Op, VersionInfo};
+use super::DsmilScheme;
+use super::handle::{ControlSession, Handle, SessionKind};
+use super::oplog::Target;
+use crate::device::{ReadSession, ScanSession};
+use crate::machine::Machine;
+use crate::wire::{CHUNK_SIZE, ControlRequest, DeviceInfo, Op, VersionInfo, encode_device_list};
 
-/// Runs one control request and returns its encoded response.
-pub fn execute(req: &ControlRequest) -> Result<Vec<u8>> {
-    match req.op {
-        Op::GetVersion => {
-            let mut out = vec![0u8; VersionInfo::SIZE];
-            VersionInfo::default().encode(&mut out)?;
-            Ok(out)
+/// A reply: fixed-size replies (up to one chunk) stay inline, so the chunk
+/// paths allocate nothing; the whole-table and whole-device replies own a
+/// buffer.
+// The inline variant is the point: a chunk reply lives on the stack and is
+// copied once into the caller's buffer, with no allocation per chunk.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum ControlReply {
+    /// Up to 256 bytes.
+    Inline {
+        /// The bytes (only `..len` are the reply).
+        bytes: [u8; CHUNK_SIZE],
+        /// Reply length.
+        len: usize,
+    },
+    /// A longer reply.
+    Owned(Vec<u8>),
+}
+
+impl ControlReply {
+    fn inline(encode: impl FnOnce(&mut [u8]) -> Result<usize>) -> Result<ControlReply> {
+        let mut bytes = [0u8; CHUNK_SIZE];
+        let len = encode(&mut bytes)?;
+        Ok(ControlReply::Inline { bytes, len })
+    }
+
+    /// The reply bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            ControlReply::Inline { bytes, len } => bytes.get(..*len).unwrap_or(bytes),
+            ControlReply::Owned(v) => v,
         }
-        // The remaining MILDEV ops arrive with the device model.
-        _ => Err(Error::new(EOPNOTSUPP)),
+    }
+}
+
+fn sessions_of(
+    handles: &mut std::collections::BTreeMap<usize, Handle>,
+    id: usize,
+) -> Result<&mut std::collections::BTreeMap<u64, ControlSession>> {
+    match handles.get_mut(&id) {
+        Some(Handle::Control { sessions, .. }) => Ok(sessions),
+        _ => Err(Error::new(EINVAL)),
+    }
+}
+
+impl DsmilScheme {
+    /// Runs one control request for handle `id`, opened by `uid`; counts and
+    /// logs it.
+    pub(super) fn execute(
+        &mut self,
+        id: usize,
+        req: &ControlRequest,
+        uid: u32,
+        pid: usize,
+    ) -> Result<ControlReply> {
+        let outcome = self.execute_op(id, req, uid);
+        self.stats.op(req.op).count(&outcome);
+        if let Err(e) = &outcome {
+            let quarantined = Machine::token(req.arg0).is_ok_and(|t| t.is_quarantined())
+                && matches!(req.op, Op::ReadDevice | Op::ReadStart);
+            self.stats.refusal(e.errno, quarantined);
+        }
+        let now = self.now_ms();
+        self.log.record(
+            now,
+            pid,
+            "control",
+            Target::Op(req.op),
+            outcome
+                .as_ref()
+                .map(|r| r.as_bytes().len())
+                .map_err(|e| e.errno),
+        );
+        outcome
+    }
+
+    fn execute_op(&mut self, id: usize, req: &ControlRequest, uid: u32) -> Result<ControlReply> {
+        let now = self.now_ms();
+        match req.op {
+            Op::GetVersion => ControlReply::inline(|out| VersionInfo::default().encode(out)),
+            Op::GetStatus => {
+                self.machine.refresh_thermal();
+                let status = self.machine.table().system_status(self.last_scan_ms);
+                ControlReply::inline(|out| status.encode(out))
+            }
+            Op::GetThermal => {
+                self.machine.refresh_thermal();
+                let reply = self.machine.table().thermal().reply();
+                ControlReply::inline(|out| reply.encode(out))
+            }
+            Op::ScanDevices => {
+                let devices = self.machine.table().snapshot();
+                self.last_scan_ms = now;
+                let mut out = vec![0u8; devices.len() * DeviceInfo::SIZE];
+                encode_device_list(&devices, &mut out)?;
+                Ok(ControlReply::Owned(out))
+            }
+            Op::ReadDevice => {
+                let token = Machine::token(req.arg0)?;
+                self.machine.capture(token, uid).map(ControlReply::Owned)
+            }
+            Op::ScanStart => {
+                sessions_of(&mut self.handles, id)?;
+                let sid = self.reserve_session()?;
+                self.last_scan_ms = now;
+                let session = match ScanSession::new(sid, self.machine.table().snapshot()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.release_sessions(1, false);
+                        return Err(e);
+                    }
+                };
+                let start = session.start_reply();
+                sessions_of(&mut self.handles, id)?.insert(
+                    sid,
+                    ControlSession {
+                        kind: SessionKind::Scan(session),
+                        last_used_ms: now,
+                    },
+                );
+                ControlReply::inline(|out| start.encode(out))
+            }
+            Op::ReadStart => {
+                let token = Machine::token(req.arg0)?;
+                sessions_of(&mut self.handles, id)?;
+                let sid = self.reserve_session()?;
+                let session = self
+                    .machine
+                    .capture(token, uid)
+                    .and_then(|data| ReadSession::new(sid, token, data));
+                let session = match session {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.release_sessions(1, false);
+                        return Err(e);
+                    }
+                };
+                let start = session.start_reply();
+                sessions_of(&mut self.handles, id)?.insert(
+                    sid,
+                    ControlSession {
+                        kind: SessionKind::Read(session),
+                        last_used_ms: now,
+                    },
+                );
+                ControlReply::inline(|out| start.encode(out))
+            }
+            Op::ScanChunk | Op::ReadChunk => {
+                if req.op == Op::ReadChunk {
+                    self.machine.table().thermal().check()?;
+                }
+                let sessions = sessions_of(&mut self.handles, id)?;
+                let session = sessions.get_mut(&req.arg1).ok_or(Error::new(EINVAL))?;
+                session.last_used_ms = now;
+                match (&mut session.kind, req.op) {
+                    (SessionKind::Scan(s), Op::ScanChunk) => {
+                        ControlReply::inline(|out| s.write_chunk(req.arg0, out))
+                    }
+                    (SessionKind::Read(s), Op::ReadChunk) => {
+                        ControlReply::inline(|out| s.write_chunk(req.arg0, out))
+                    }
+                    _ => Err(Error::new(EINVAL)),
+                }
+            }
+            Op::ScanComplete | Op::ReadComplete => {
+                let sessions = sessions_of(&mut self.handles, id)?;
+                let matches = match sessions.get(&req.arg1).map(|s| &s.kind) {
+                    Some(SessionKind::Scan(_)) => req.op == Op::ScanComplete,
+                    Some(SessionKind::Read(_)) => req.op == Op::ReadComplete,
+                    None => false,
+                };
+                if !matches {
+                    return Err(Error::new(EINVAL));
+                }
+                let summary = match sessions.remove(&req.arg1).map(|s| s.kind) {
+                    Some(SessionKind::Scan(s)) => s.summary(),
+                    Some(SessionKind::Read(s)) => s.summary(),
+                    None => return Err(Error::new(EINVAL)),
+                };
+                self.release_sessions(1, false);
+                ControlReply::inline(|out| summary.encode(out))
+            }
+        }
     }
 }

@@ -1,48 +1,68 @@
-//! Scheme `dsmil`: what clients open under `/scheme/dsmil/`.
+//! Scheme `dsmil`: what clients open under `/scheme/dsmil/` (DESIGN.md §4).
+//!
+//! One file per concept: [`path`] (the namespace), [`handle`] (what an open
+//! description holds), [`control`] (the op channel), [`tunables`]
+//! (`config/<name>`), [`events`] (reader queues), [`stats`] and [`oplog`]
+//! (counters and the operation ring), [`text`] (the human-readable files).
+//! This file holds the scheme state and the `SchemeSync` dispatch.
 
 pub mod control;
+pub mod events;
+mod handle;
+pub mod oplog;
 pub mod path;
+pub mod stats;
 pub mod text;
+pub mod tunables;
 
 use std::collections::BTreeMap;
 
 use redox_scheme::scheme::SchemeSync;
 use redox_scheme::{CallerCtx, OpenResult};
 use syscall::dirent::{DirEntry, DirentBuf, DirentKind};
-use syscall::error::{EACCES, EBADF, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, Error, Result};
-use syscall::flag::{O_ACCMODE, O_DIRECTORY, O_RDONLY};
+use syscall::error::{
+    EACCES, EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, ESTALE, EWOULDBLOCK, Error,
+    Result,
+};
+use syscall::flag::{EventFlags, O_ACCMODE, O_DIRECTORY, O_NONBLOCK, O_RDONLY, O_WRONLY};
 use syscall::schemev2::NewFdFlags;
 
 use crate::config::Config;
+use crate::device::{ReadSession, ScanSession, SessionIds};
 use crate::hardware::Hardware;
-use crate::wire::ControlRequest;
-use path::{Node, ROOT_ENTRIES, TextFile};
+use crate::machine::Machine;
+use crate::wire::{ControlRequest, EventRecord, Token};
+use events::EventQueue;
+use handle::Handle;
+use oplog::{OpLog, Target};
+use path::{Node, TextFile};
+use stats::Stats;
+use tunables::Tunable;
 
 /// Handle number of the scheme root (what `scheme_root` returns).
 pub const ROOT_ID: usize = 0;
 /// Most open handles over all clients (`EMFILE` past it): bounded memory.
 pub const MAX_HANDLES: usize = 65_536;
 
-/// One open file of the scheme.
-enum Handle {
-    /// The root directory: its listing, rendered at open.
-    Dir { listing: Vec<u8>, pos: usize },
-    /// A text file snapshot.
-    Text {
-        file: TextFile,
-        content: Vec<u8>,
-        pos: usize,
-    },
-    /// The control channel, with the response not yet read.
-    Control { response: Option<Vec<u8>> },
-}
-
 /// The state of scheme `dsmil`.
+///
+/// Errors follow DESIGN.md §4: unknown paths `ENOENT`, bad requests `EINVAL`,
+/// non-root writes `EACCES`, quarantined tokens `EACCES`, too hot `EBUSY`,
+/// the session limit `EMFILE`, a session housekeeping expired `ESTALE`, an
+/// empty `events` queue `EAGAIN` under `O_NONBLOCK` (otherwise the request
+/// waits).
 pub struct DsmilScheme {
     config: Config,
-    hardware: Hardware,
+    machine: Machine,
     handles: BTreeMap<usize, Handle>,
     next_id: usize,
+    ids: SessionIds,
+    sessions: usize,
+    stats: Stats,
+    log: OpLog,
+    event_seq: u64,
+    fevent_posts: Vec<usize>,
+    last_scan_ms: u64,
 }
 
 fn copy_out(src: &[u8], pos: &mut usize, offset: u64, buf: &mut [u8]) -> usize {
@@ -54,27 +74,169 @@ fn copy_out(src: &[u8], pos: &mut usize, offset: u64, buf: &mut [u8]) -> usize {
     };
     let start = at.min(src.len());
     let n = (src.len() - start).min(buf.len());
-    buf[..n].copy_from_slice(&src[start..start + n]);
+    if let (Some(dst), Some(from)) = (buf.get_mut(..n), src.get(start..start + n)) {
+        dst.copy_from_slice(from);
+    }
     if offset == u64::MAX {
         *pos = start + n;
     }
     n
 }
 
+fn listing(node: Node) -> Vec<u8> {
+    node.entries()
+        .into_iter()
+        .map(|(name, _)| format!("{name}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn errno<T>(r: &Result<T>) -> Result<usize, i32>
+where
+    T: Copy + Into<usize>,
+{
+    r.as_ref().map(|v| (*v).into()).map_err(|e| e.errno)
+}
+
 impl DsmilScheme {
-    /// A scheme serving `config` on `hardware`.
+    /// A scheme serving `config` on `hardware`; brings the devices up
+    /// through firmware (group by group) before returning.
     pub fn new(config: Config, hardware: Hardware) -> Self {
-        Self {
+        let machine = Machine::new(hardware, config.thermal_limit_celsius);
+        let mut scheme = Self {
             config,
-            hardware,
+            machine,
             handles: BTreeMap::new(),
             next_id: ROOT_ID + 1,
+            ids: SessionIds::new(),
+            sessions: 0,
+            stats: Stats::default(),
+            log: OpLog::default(),
+            event_seq: 0,
+            fevent_posts: Vec::new(),
+            last_scan_ms: 0,
+        };
+        let report = scheme.machine.bring_up();
+        if !report.failed.is_empty() || !report.blocked_groups.is_empty() {
+            log::warn!(
+                "dsmild: bring-up: {} ready, {} failed, groups blocked: {:?}",
+                report.ready,
+                report.failed.len(),
+                report.blocked_groups
+            );
         }
+        scheme.flush_notices();
+        scheme
     }
 
     /// Open handles (all clients).
     pub fn open_handles(&self) -> usize {
         self.handles.len()
+    }
+
+    /// Live sessions (all clients).
+    pub fn session_count(&self) -> usize {
+        self.sessions
+    }
+
+    /// The configuration in force (tunables as last written).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The machine (table, firmware totals, health).
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Handles whose readers asked for readiness and now have records: the
+    /// daemon posts `EVENT_READ` for each (`Response::post_fevent`).
+    pub fn take_fevent_posts(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.fevent_posts)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.machine.now_ms()
+    }
+
+    /// One housekeeping pass (the daemon runs it every
+    /// `housekeeping_interval` ms from a `time` scheme deadline): re-reads the
+    /// sensor, expires sessions idle for `session_idle_timeout` seconds or
+    /// more, and brings failed devices back up. Returns the sessions expired.
+    pub fn housekeeping(&mut self) -> usize {
+        self.stats.housekeeping += 1;
+        self.machine.refresh_thermal();
+        let now = self.now_ms();
+        let timeout = u64::from(self.config.session_idle_timeout_secs).saturating_mul(1000);
+        let stale = |last: u64| now.saturating_sub(last) >= timeout;
+        let mut expired = 0;
+        for handle in self.handles.values_mut() {
+            match handle {
+                Handle::Control { sessions, .. } => {
+                    let before = sessions.len();
+                    sessions.retain(|_, s| !stale(s.last_used_ms));
+                    expired += before - sessions.len();
+                }
+                Handle::Scan {
+                    session,
+                    last_used_ms,
+                } if session.is_some() && stale(*last_used_ms) => {
+                    *session = None;
+                    expired += 1;
+                }
+                Handle::Device {
+                    session,
+                    last_used_ms,
+                    ..
+                } if session.is_some() && stale(*last_used_ms) => {
+                    *session = None;
+                    expired += 1;
+                }
+                _ => {}
+            }
+        }
+        self.release_sessions(expired, true);
+        if expired > 0 {
+            self.log.record(now, 0, "expire", Target::None, Ok(expired));
+        }
+        self.machine.bring_up();
+        self.flush_notices();
+        expired
+    }
+
+    /// Stamps the machine's notices and queues them for every reader.
+    fn flush_notices(&mut self) {
+        if !self.machine.has_notices() {
+            return;
+        }
+        let now = self.now_ms();
+        for notice in self.machine.take_notices() {
+            self.event_seq += 1;
+            self.stats.events += 1;
+            let record = EventRecord::new(
+                notice.kind,
+                notice.token,
+                self.event_seq,
+                now,
+                notice.arg0,
+                notice.arg1,
+            );
+            for (id, handle) in self.handles.iter_mut() {
+                if let Handle::Events(queue) = handle {
+                    if queue.push(record) {
+                        self.stats.events_lost += 1;
+                    }
+                    if queue.subscribed && !self.fevent_posts.contains(id) {
+                        self.fevent_posts.push(*id);
+                    }
+                }
+            }
+        }
     }
 
     fn insert(&mut self, handle: Handle) -> Result<usize> {
@@ -90,48 +252,170 @@ impl DsmilScheme {
         Ok(id)
     }
 
-    fn render(&mut self, file: TextFile) -> String {
-        match file {
-            TextFile::Version => text::version(),
-            TextFile::Status => text::status(&text::StatusView {
-                temperature: self.hardware.thermal.read_celsius().map_err(|e| e.errno),
-                thermal_limit: self.config.thermal_limit_celsius,
-                open_handles: self.handles.len(),
-            }),
+    /// Takes one session from the limit (`EMFILE` when it is reached) and
+    /// gives it an id.
+    fn reserve_session(&mut self) -> Result<u64> {
+        let limit = usize::try_from(self.config.session_limit).unwrap_or(usize::MAX);
+        if self.sessions >= limit {
+            self.stats.sessions_refused += 1;
+            return Err(Error::new(EMFILE));
+        }
+        let id = self.ids.allocate()?;
+        self.sessions += 1;
+        self.stats.sessions_started += 1;
+        Ok(id)
+    }
+
+    fn release_sessions(&mut self, n: usize, expired: bool) {
+        self.sessions = self.sessions.saturating_sub(n);
+        if expired {
+            self.stats.sessions_expired += n as u64;
+        } else {
+            self.stats.sessions_completed += n as u64;
         }
     }
 
-    fn listing() -> Vec<u8> {
-        ROOT_ENTRIES
-            .iter()
-            .map(|(name, _)| format!("{name}\n"))
-            .collect::<String>()
-            .into_bytes()
+    fn render(&mut self, file: TextFile) -> String {
+        match file {
+            TextFile::Version => text::version(),
+            TextFile::Status => {
+                self.machine.refresh_thermal();
+                let health = self.machine.health();
+                let guard = self.machine.table().thermal();
+                text::status(&text::StatusView {
+                    temperature: guard.current_celsius(),
+                    thermal_limit: guard.limit_celsius(),
+                    throttled: guard.is_throttled(),
+                    open_handles: self.handles.len(),
+                    sessions: self.sessions,
+                    session_limit: self.config.session_limit,
+                    operational: health.operational,
+                    firmware: self.machine.has_firmware(),
+                    health: health.score,
+                })
+            }
+            TextFile::Thermal => {
+                self.machine.refresh_thermal();
+                text::thermal(self.machine.table().thermal())
+            }
+            TextFile::Health => {
+                self.machine.refresh_thermal();
+                text::health(&self.machine.health())
+            }
+            TextFile::Devices => text::devices(self.machine.table()),
+            TextFile::Stats => self.stats.render(self.machine.smi_totals()),
+            TextFile::Log => self.log.render(),
+        }
     }
 
-    fn open_node(&mut self, node: Node, flags: usize) -> Result<usize> {
+    fn refuse(&mut self, token: Option<Token>, errno: i32, uid: u32) -> Error {
+        self.stats
+            .refusal(errno, token.is_some_and(Token::is_quarantined));
+        self.machine.refused(token, errno, uid);
+        Error::new(errno)
+    }
+
+    fn open_node(&mut self, node: Node, flags: usize, uid: u32) -> Result<usize> {
         let access = flags & O_ACCMODE;
+        // Redox spells read-only as its own bit; 0 (no mode) reads too.
+        let wants_write = access & O_WRONLY != 0;
+        let wants_read = access & O_RDONLY != 0 || access == 0;
+        if node.is_dir() {
+            if wants_write {
+                return Err(Error::new(EISDIR));
+            }
+            return self.insert(Handle::Dir {
+                node,
+                listing: listing(node),
+                pos: 0,
+            });
+        }
+        if flags & O_DIRECTORY != 0 {
+            return Err(Error::new(ENOTDIR));
+        }
+        let now = self.now_ms();
         let handle = match node {
-            Node::Root => {
-                if access != O_RDONLY && access != 0 {
-                    return Err(Error::new(EISDIR));
+            Node::Root | Node::DeviceDir | Node::ConfigDir => return Err(Error::new(EISDIR)),
+            Node::Control => Handle::Control {
+                opener_uid: uid,
+                response: Vec::new(),
+                pending: false,
+                sessions: BTreeMap::new(),
+            },
+            Node::Scan => {
+                if wants_write {
+                    return Err(Error::new(EACCES));
                 }
-                Handle::Dir {
-                    listing: Self::listing(),
-                    pos: 0,
+                let sid = self.reserve_session()?;
+                self.last_scan_ms = now;
+                match ScanSession::new(sid, self.machine.table().snapshot()) {
+                    Ok(session) => Handle::Scan {
+                        session: Some(session),
+                        last_used_ms: now,
+                    },
+                    Err(e) => {
+                        self.release_sessions(1, false);
+                        return Err(e);
+                    }
                 }
             }
-            Node::Control => {
-                if flags & O_DIRECTORY != 0 {
-                    return Err(Error::new(ENOTDIR));
+            Node::Device(token) => {
+                if token.is_quarantined() {
+                    // Refused before any session or firmware access, for
+                    // reads and writes alike.
+                    self.stats.refusal(EACCES, true);
+                    return self
+                        .machine
+                        .check_read(token, uid)
+                        .and(Err(Error::new(EACCES)));
                 }
-                Handle::Control { response: None }
+                if wants_write && uid != 0 {
+                    return Err(self.refuse(Some(token), EACCES, uid));
+                }
+                let session = if wants_read {
+                    let sid = self.reserve_session()?;
+                    let captured = self
+                        .machine
+                        .capture(token, uid)
+                        .and_then(|data| ReadSession::new(sid, token, data));
+                    match captured {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            self.release_sessions(1, false);
+                            self.stats.refusal(e.errno, false);
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    None
+                };
+                Handle::Device {
+                    token,
+                    writable: wants_write,
+                    reading: wants_read,
+                    session,
+                    last_used_ms: now,
+                }
+            }
+            Node::Config(tunable) => {
+                if wants_write && uid != 0 {
+                    return Err(self.refuse(None, EACCES, uid));
+                }
+                Handle::Config {
+                    tunable,
+                    content: tunable.render(&self.config).into_bytes(),
+                    pos: 0,
+                    writable: wants_write,
+                }
+            }
+            Node::Events => {
+                if wants_write {
+                    return Err(Error::new(EACCES));
+                }
+                Handle::Events(EventQueue::default())
             }
             Node::Text(file) => {
-                if flags & O_DIRECTORY != 0 {
-                    return Err(Error::new(ENOTDIR));
-                }
-                if access != O_RDONLY && access != 0 {
+                if wants_write {
                     return Err(Error::new(EACCES));
                 }
                 Handle::Text {
@@ -141,7 +425,132 @@ impl DsmilScheme {
                 }
             }
         };
-        self.insert(handle)
+        let id = self.insert(handle);
+        if id.is_err() {
+            // The handle (and any session in it) was dropped: give it back.
+            let held = match node {
+                Node::Scan => 1,
+                Node::Device(_) if wants_read => 1,
+                _ => 0,
+            };
+            self.release_sessions(held, false);
+        }
+        id
+    }
+
+    fn write_config(&mut self, id: usize, buf: &[u8], uid: u32) -> Result<usize> {
+        let Some(Handle::Config {
+            tunable, writable, ..
+        }) = self.handles.get(&id)
+        else {
+            return Err(Error::new(EBADF));
+        };
+        let (tunable, writable) = (*tunable, *writable);
+        if !writable {
+            return Err(Error::new(EBADF));
+        }
+        if uid != 0 {
+            return Err(self.refuse(None, EACCES, uid));
+        }
+        let value = tunable.parse_value(buf)?;
+        if tunable == Tunable::ThermalLimit {
+            self.machine
+                .set_thermal_limit(i32::try_from(value).map_err(|_| Error::new(EINVAL))?)?;
+        }
+        tunable.set(&mut self.config, value)?;
+        let fresh = tunable.render(&self.config).into_bytes();
+        if let Some(Handle::Config { content, pos, .. }) = self.handles.get_mut(&id) {
+            *content = fresh;
+            *pos = 0;
+        }
+        Ok(buf.len())
+    }
+
+    fn write_device(&mut self, id: usize, buf: &[u8], uid: u32) -> Result<usize> {
+        let Some(Handle::Device {
+            token, writable, ..
+        }) = self.handles.get(&id)
+        else {
+            return Err(Error::new(EBADF));
+        };
+        let (token, writable) = (*token, *writable);
+        if !writable {
+            return Err(Error::new(EBADF));
+        }
+        if uid != 0 {
+            return Err(self.refuse(Some(token), EACCES, uid));
+        }
+        let value: [u8; 4] = buf.try_into().map_err(|_| Error::new(EINVAL))?;
+        let outcome = self
+            .machine
+            .write_token(token, u32::from_le_bytes(value), uid);
+        if let Err(e) = &outcome {
+            self.stats.refusal(e.errno, token.is_quarantined());
+        }
+        outcome.map(|()| buf.len())
+    }
+
+    fn read_handle(
+        &mut self,
+        id: usize,
+        buf: &mut [u8],
+        offset: u64,
+        fcntl_flags: u32,
+    ) -> Result<usize> {
+        let now = self.now_ms();
+        let thermal = self.machine.table().thermal().check();
+        match self.handles.get_mut(&id).ok_or(Error::new(EBADF))? {
+            Handle::Dir { listing, pos, .. } => Ok(copy_out(listing, pos, offset, buf)),
+            Handle::Text { content, pos, .. } | Handle::Config { content, pos, .. } => {
+                Ok(copy_out(content, pos, offset, buf))
+            }
+            Handle::Control {
+                response, pending, ..
+            } => {
+                if !*pending {
+                    return Err(Error::new(EINVAL));
+                }
+                // The response stays until a big enough buffer takes it.
+                let out = buf.get_mut(..response.len()).ok_or(Error::new(EINVAL))?;
+                out.copy_from_slice(response);
+                *pending = false;
+                Ok(response.len())
+            }
+            Handle::Scan {
+                session,
+                last_used_ms,
+            } => {
+                let session = session.as_mut().ok_or(Error::new(ESTALE))?;
+                *last_used_ms = now;
+                session.read(buf)
+            }
+            Handle::Device {
+                reading,
+                session,
+                last_used_ms,
+                ..
+            } => {
+                if !*reading {
+                    return Err(Error::new(EBADF));
+                }
+                let session = session.as_mut().ok_or(Error::new(ESTALE))?;
+                thermal?;
+                *last_used_ms = now;
+                session.read(buf)
+            }
+            Handle::Events(queue) => {
+                if buf.len() < EventRecord::SIZE {
+                    return Err(Error::new(EINVAL));
+                }
+                match queue.pop() {
+                    Some(record) => record.encode(buf),
+                    // Without O_NONBLOCK, EWOULDBLOCK parks the request in the
+                    // daemon loop until a record arrives (or it is cancelled).
+                    None if fcntl_flags as usize & O_NONBLOCK != 0 => Err(Error::new(EAGAIN)),
+                    None => Err(Error::new(EWOULDBLOCK)),
+                }
+            }
+        }
     }
 }
 
@@ -156,15 +565,32 @@ impl SchemeSync for DsmilScheme {
         path: &str,
         flags: usize,
         _fcntl_flags: u32,
-        _ctx: &CallerCtx,
+        ctx: &CallerCtx,
     ) -> Result<OpenResult> {
-        if dirfd != ROOT_ID {
-            return Err(Error::new(EACCES));
-        }
-        let node = Node::parse(path).ok_or(Error::new(ENOENT))?;
-        let number = self.open_node(node, flags)?;
+        let base = if dirfd == ROOT_ID {
+            String::new()
+        } else {
+            match self.handles.get(&dirfd) {
+                Some(Handle::Dir { node, .. }) => format!("{}/", node.path()),
+                _ => return Err(Error::new(EACCES)),
+            }
+        };
+        let node = Node::parse(&format!("{base}{path}"));
+        let outcome = match node {
+            Some(node) => self.open_node(node, flags, ctx.uid),
+            None => Err(Error::new(ENOENT)),
+        };
+        self.stats.open.count(&outcome);
+        let target = match node {
+            Some(Node::Device(t)) => Target::Token(t),
+            _ => Target::Name("path"),
+        };
+        let now = self.now_ms();
+        self.log
+            .record(now, ctx.pid, "open", target, errno(&outcome));
+        self.flush_notices();
         Ok(OpenResult::ThisScheme {
-            number,
+            number: outcome?,
             flags: NewFdFlags::empty(),
         })
     }
@@ -174,24 +600,25 @@ impl SchemeSync for DsmilScheme {
         id: usize,
         buf: &mut [u8],
         offset: u64,
-        _fcntl_flags: u32,
-        _ctx: &CallerCtx,
+        fcntl_flags: u32,
+        ctx: &CallerCtx,
     ) -> Result<usize> {
-        match self.handles.get_mut(&id).ok_or(Error::new(EBADF))? {
-            Handle::Dir { listing, pos } => Ok(copy_out(listing, pos, offset, buf)),
-            Handle::Text { content, pos, .. } => Ok(copy_out(content, pos, offset, buf)),
-            Handle::Control { response } => {
-                let resp = response.as_ref().ok_or(Error::new(EINVAL))?;
-                if buf.len() < resp.len() {
-                    // The response stays: the client can retry with a big enough buffer.
-                    return Err(Error::new(EINVAL));
-                }
-                let n = resp.len();
-                buf[..n].copy_from_slice(resp);
-                *response = None;
-                Ok(n)
-            }
+        let outcome = self.read_handle(id, buf, offset, fcntl_flags);
+        // A parked `events` read is polled again and again: count it once,
+        // when it finally completes.
+        if !matches!(&outcome, Err(e) if e.errno == EWOULDBLOCK) {
+            self.stats.read.count(&outcome);
+            let now = self.now_ms();
+            let target = match self.handles.get(&id) {
+                Some(Handle::Device { token, .. }) => Target::Token(*token),
+                Some(h) => Target::Name(node_name(h.node())),
+                None => Target::None,
+            };
+            self.log
+                .record(now, ctx.pid, "read", target, errno(&outcome));
         }
+        self.flush_notices();
+        outcome
     }
 
     fn write(
@@ -200,17 +627,40 @@ impl SchemeSync for DsmilScheme {
         buf: &[u8],
         _offset: u64,
         _fcntl_flags: u32,
-        _ctx: &CallerCtx,
+        ctx: &CallerCtx,
     ) -> Result<usize> {
-        match self.handles.get_mut(&id).ok_or(Error::new(EBADF))? {
-            Handle::Control { response } => {
-                let req = ControlRequest::decode(buf)?;
-                *response = Some(control::execute(&req)?);
-                Ok(buf.len())
-            }
+        let outcome = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
+            Handle::Control { .. } => ControlRequest::decode(buf)
+                .and_then(|req| self.execute(id, &req, ctx.uid, ctx.pid))
+                .and_then(|reply| match self.handles.get_mut(&id) {
+                    Some(Handle::Control {
+                        response, pending, ..
+                    }) => {
+                        response.clear();
+                        response.extend_from_slice(reply.as_bytes());
+                        *pending = true;
+                        Ok(buf.len())
+                    }
+                    _ => Err(Error::new(EBADF)),
+                }),
+            Handle::Device { .. } => self.write_device(id, buf, ctx.uid),
+            Handle::Config { .. } => self.write_config(id, buf, ctx.uid),
             Handle::Dir { .. } => Err(Error::new(EISDIR)),
-            Handle::Text { .. } => Err(Error::new(EACCES)),
-        }
+            _ => Err(Error::new(EACCES)),
+        };
+        self.stats.write.count(&outcome);
+        let now = self.now_ms();
+        let target = match self.handles.get(&id) {
+            Some(h) => match h.node() {
+                Node::Device(t) => Target::Token(t),
+                n => Target::Name(node_name(n)),
+            },
+            None => Target::None,
+        };
+        self.log
+            .record(now, ctx.pid, "write", target, errno(&outcome));
+        self.flush_notices();
+        outcome
     }
 
     fn call(
@@ -218,17 +668,41 @@ impl SchemeSync for DsmilScheme {
         id: usize,
         payload: &mut [u8],
         metadata: &[u64],
-        _ctx: &CallerCtx,
+        ctx: &CallerCtx,
     ) -> Result<usize> {
-        match self.handles.get(&id).ok_or(Error::new(EBADF))? {
-            Handle::Control { .. } => {
-                let req = ControlRequest::from_metadata(metadata)?;
-                let resp = control::execute(&req)?;
-                let out = payload.get_mut(..resp.len()).ok_or(Error::new(EINVAL))?;
-                out.copy_from_slice(&resp);
-                Ok(resp.len())
+        // `call` carries metadata where other requests carry credentials, so
+        // the opener's uid stands in for the caller's.
+        let outcome = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
+            Handle::Control { opener_uid, .. } => {
+                let uid = *opener_uid;
+                ControlRequest::from_metadata(metadata)
+                    .and_then(|req| self.execute(id, &req, uid, ctx.pid))
+                    .and_then(|reply| {
+                        let bytes = reply.as_bytes();
+                        let out = payload.get_mut(..bytes.len()).ok_or(Error::new(EINVAL))?;
+                        out.copy_from_slice(bytes);
+                        Ok(bytes.len())
+                    })
             }
             _ => Err(Error::new(EINVAL)),
+        };
+        self.stats.call.count(&outcome);
+        self.flush_notices();
+        outcome
+    }
+
+    fn fevent(&mut self, id: usize, flags: EventFlags, _ctx: &CallerCtx) -> Result<EventFlags> {
+        match self.handles.get_mut(&id).ok_or(Error::new(EBADF))? {
+            Handle::Events(queue) => {
+                queue.subscribed = flags.contains(EventFlags::EVENT_READ);
+                Ok(if queue.is_ready() {
+                    EventFlags::EVENT_READ
+                } else {
+                    EventFlags::empty()
+                })
+            }
+            // Everything else answers at once: always readable.
+            _ => Ok(flags & EventFlags::EVENT_READ),
         }
     }
 
@@ -238,20 +712,22 @@ impl SchemeSync for DsmilScheme {
         mut buf: DirentBuf<&'buf mut [u8]>,
         opaque_offset: u64,
     ) -> Result<DirentBuf<&'buf mut [u8]>> {
-        if id != ROOT_ID && !matches!(self.handles.get(&id), Some(Handle::Dir { .. })) {
-            return Err(Error::new(ENOTDIR));
-        }
+        let node = match self.handles.get(&id) {
+            _ if id == ROOT_ID => Node::Root,
+            Some(Handle::Dir { node, .. }) => *node,
+            _ => return Err(Error::new(ENOTDIR)),
+        };
         let start = usize::try_from(opaque_offset).unwrap_or(usize::MAX);
-        for (i, (name, node)) in ROOT_ENTRIES.iter().enumerate().skip(start) {
-            let kind = match node {
-                Node::Root => DirentKind::Directory,
-                _ => DirentKind::Regular,
-            };
+        for (i, (name, is_dir)) in node.entries().iter().enumerate().skip(start) {
             let entry = DirEntry {
                 inode: i as u64,
                 next_opaque_id: i as u64 + 1,
                 name,
-                kind,
+                kind: if *is_dir {
+                    DirentKind::Directory
+                } else {
+                    DirentKind::Regular
+                },
             };
             if buf.entry(entry).is_err() {
                 break;
@@ -263,18 +739,49 @@ impl SchemeSync for DsmilScheme {
     fn fpath(&mut self, id: usize, buf: &mut [u8], _ctx: &CallerCtx) -> Result<usize> {
         let node = match self.handles.get(&id) {
             _ if id == ROOT_ID => Node::Root,
-            Some(Handle::Dir { .. }) => Node::Root,
-            Some(Handle::Control { .. }) => Node::Control,
-            Some(Handle::Text { file, .. }) => Node::Text(*file),
+            Some(h) => h.node(),
             None => return Err(Error::new(EBADF)),
         };
         let p = format!("/scheme/{}/{}", self.config.scheme_name, node.path());
         let n = p.len().min(buf.len());
-        buf[..n].copy_from_slice(&p.as_bytes()[..n]);
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), p.as_bytes().get(..n)) {
+            dst.copy_from_slice(src);
+        }
         Ok(n)
     }
 
     fn on_close(&mut self, id: usize) {
-        self.handles.remove(&id);
+        if let Some(handle) = self.handles.remove(&id) {
+            let held = handle.sessions();
+            self.release_sessions(held, false);
+            let now = self.now_ms();
+            self.log.record(
+                now,
+                0,
+                "close",
+                Target::Name(node_name(handle.node())),
+                Ok(held),
+            );
+        }
+    }
+}
+
+fn node_name(node: Node) -> &'static str {
+    match node {
+        Node::Root => "/",
+        Node::Control => "control",
+        Node::Scan => "scan",
+        Node::DeviceDir => "device",
+        Node::Device(_) => "device/<token>",
+        Node::ConfigDir => "config",
+        Node::Config(t) => t.name(),
+        Node::Events => "events",
+        Node::Text(TextFile::Version) => "version",
+        Node::Text(TextFile::Status) => "status",
+        Node::Text(TextFile::Thermal) => "thermal",
+        Node::Text(TextFile::Health) => "health",
+        Node::Text(TextFile::Devices) => "devices",
+        Node::Text(TextFile::Stats) => "stats",
+        Node::Text(TextFile::Log) => "log",
     }
 }

@@ -1,18 +1,33 @@
-//! The human-readable files: `key: value` lines, rendered when the file is opened so
-//! a reader that reads in pieces sees one consistent snapshot.
+//! The human-readable files: `key: value` lines (or a table for `devices`),
+//! rendered when the file is opened so a reader that reads in pieces sees one
+//! consistent snapshot.
 
 use std::fmt::Write;
 
-use crate::wire::{DEVICE_COUNT, QUARANTINED_TOKENS, VersionInfo};
+use crate::device::{DeviceTable, ThermalGuard};
+use crate::machine::{HEALTH_HANG_CAP, HEALTH_THERMAL_MARGIN, Health};
+use crate::wire::{DEVICE_COUNT, QUARANTINED_TOKENS, Token, VersionInfo};
 
 /// What the status file reports.
 pub struct StatusView {
-    /// Current temperature (°C), or the sensor's errno.
-    pub temperature: Result<i32, i32>,
+    /// Current temperature (°C).
+    pub temperature: i32,
     /// The configured limit (°C).
     pub thermal_limit: i32,
+    /// Reads refused for heat.
+    pub throttled: bool,
     /// Open handles of all clients.
     pub open_handles: usize,
+    /// Live sessions of all clients.
+    pub sessions: usize,
+    /// The session limit.
+    pub session_limit: u32,
+    /// Devices Ready or Active.
+    pub operational: usize,
+    /// Whether a firmware path exists.
+    pub firmware: bool,
+    /// The health score.
+    pub health: u32,
 }
 
 /// `version`.
@@ -33,19 +48,86 @@ pub fn version() -> String {
 pub fn status(view: &StatusView) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "state: running");
-    match view.temperature {
-        Ok(t) => {
-            let _ = writeln!(s, "temperature_celsius: {t}");
-            let _ = writeln!(s, "thermal_safe: {}", t <= view.thermal_limit);
-        }
-        Err(errno) => {
-            let _ = writeln!(s, "temperature_celsius: unavailable (errno {errno})");
-            let _ = writeln!(s, "thermal_safe: false");
-        }
-    }
+    let _ = writeln!(
+        s,
+        "firmware: {}",
+        if view.firmware { "smi" } else { "none" }
+    );
+    let _ = writeln!(s, "temperature_celsius: {}", view.temperature);
+    let _ = writeln!(s, "thermal_safe: {}", !view.throttled);
     let _ = writeln!(s, "thermal_limit_celsius: {}", view.thermal_limit);
     let _ = writeln!(s, "devices: {DEVICE_COUNT}");
+    let _ = writeln!(s, "devices_operational: {}", view.operational);
     let _ = writeln!(s, "quarantined_devices: {}", QUARANTINED_TOKENS.len());
     let _ = writeln!(s, "open_handles: {}", view.open_handles);
+    let _ = writeln!(s, "sessions: {}", view.sessions);
+    let _ = writeln!(s, "session_limit: {}", view.session_limit);
+    let _ = writeln!(s, "health: {}", view.health);
+    s
+}
+
+/// `thermal`.
+pub fn thermal(guard: &ThermalGuard) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "temperature_celsius: {}", guard.current_celsius());
+    let _ = writeln!(s, "limit_celsius: {}", guard.limit_celsius());
+    let _ = writeln!(s, "resume_celsius: {}", guard.resume_celsius());
+    let _ = writeln!(s, "hysteresis_celsius: {}", guard.hysteresis_celsius());
+    let _ = writeln!(s, "throttled: {}", guard.is_throttled());
+    s
+}
+
+/// `health`: the score, its grade, the formula and each measured part.
+pub fn health(h: &Health) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "health: {}", h.score);
+    let _ = writeln!(s, "grade: {}", h.grade());
+    let _ = writeln!(
+        s,
+        "formula: 50*devices + 20*smi_success + 20*thermal_margin + 10*hang_free"
+    );
+    let _ = writeln!(s, "devices_operational: {}/{}", h.operational, h.eligible);
+    let _ = writeln!(
+        s,
+        "smi_operations: {} failed: {} timed_out: {}",
+        h.smi.operations, h.smi.failures, h.smi.timeouts
+    );
+    let _ = writeln!(
+        s,
+        "thermal: {} of limit {} (full marks at {} below, 0 while throttled: {})",
+        h.temperature, h.limit, HEALTH_THERMAL_MARGIN, h.throttled
+    );
+    let _ = writeln!(
+        s,
+        "hang_free: 1 - min(timed_out, {HEALTH_HANG_CAP})/{HEALTH_HANG_CAP}"
+    );
+    s
+}
+
+/// `devices`: one line per device, ascending token order.
+pub fn devices(table: &DeviceTable) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "token   group state         lifecycle     access quarantined last_response timestamp_ms"
+    );
+    for token in Token::all() {
+        let info = table.info(token);
+        let _ = writeln!(
+            s,
+            "{token}  {:>5} {:<13} {:<13} {:<6} {:<11} {:#010x}    {}",
+            token.group(),
+            info.state.name(),
+            table.state(token).name(),
+            if info.is_quarantined { "none" } else { "read" },
+            if info.is_quarantined {
+                "QUARANTINED"
+            } else {
+                "no"
+            },
+            { info.last_response },
+            { info.timestamp },
+        );
+    }
     s
 }

@@ -8,6 +8,7 @@
 
 mod control;
 mod device_info;
+mod event;
 mod le;
 mod read_chunk;
 mod replies;
@@ -18,6 +19,7 @@ pub use control::{ControlRequest, Op};
 pub use device_info::{
     DeviceAccess, DeviceInfo, DeviceState, decode_device_list, encode_device_list,
 };
+pub use event::{EventKind, EventRecord};
 pub use read_chunk::{READ_CHUNK_DATA, ReadChunk, ReadChunkHeader};
 pub use replies::{
     MILDEV_VERSION_CODE, SessionStart, SessionSummary, SystemStatus, ThermalReply, VersionInfo,

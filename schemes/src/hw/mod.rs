@@ -3,3 +3,5 @@
 
 pub mod amdvi;
 pub mod pci_function;
+pub mod smm;
+pub mod thermal;

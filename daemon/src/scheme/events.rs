@@ -1,0 +1,80 @@
+//! `events`: a bounded queue of records per reader.
+
+use std::collections::VecDeque;
+
+use crate::wire::EventRecord;
+
+/// Records one reader may have waiting; past it the oldest is dropped.
+pub const EVENT_QUEUE_DEPTH: usize = 64;
+
+/// One reader's queue (one open description of `events`).
+///
+/// Each reader gets every record published after it opened, in order. A
+/// reader that falls more than [`EVENT_QUEUE_DEPTH`] behind loses the oldest
+/// records; the count rides in the `lost` field of the next record it reads,
+/// so memory stays bounded without a slow reader slowing anyone else.
+#[derive(Debug, Default)]
+pub struct EventQueue {
+    records: VecDeque<EventRecord>,
+    lost: u32,
+    /// The reader asked for readiness (`fevent`): post it when records arrive.
+    pub subscribed: bool,
+}
+
+impl EventQueue {
+    /// Queues a record; returns whether one was dropped to make room.
+    pub fn push(&mut self, record: EventRecord) -> bool {
+        let dropped = if self.records.len() >= EVENT_QUEUE_DEPTH {
+            self.records.pop_front();
+            self.lost = self.lost.saturating_add(1);
+            true
+        } else {
+            false
+        };
+        self.records.push_back(record);
+        dropped
+    }
+
+    /// The next record, with the count of records lost before it.
+    pub fn pop(&mut self) -> Option<EventRecord> {
+        let mut record = self.records.pop_front()?;
+        record.lost = std::mem::take(&mut self.lost);
+        Some(record)
+    }
+
+    /// Whether a read would return a record now.
+    pub fn is_ready(&self) -> bool {
+        !self.records.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::EventKind;
+
+    #[test]
+    fn drop_oldest_and_count_lost() {
+        let mut q = EventQueue::default();
+        for seq in 1..=(EVENT_QUEUE_DEPTH as u64 + 3) {
+            q.push(EventRecord::new(
+                EventKind::StateChange,
+                0x8000,
+                seq,
+                0,
+                0,
+                1,
+            ));
+        }
+        let first = q.pop().expect("a record");
+        assert_eq!((first.sequence, first.lost), (4, 3));
+        let second = q.pop().expect("a record");
+        assert_eq!((second.sequence, second.lost), (5, 0));
+        let mut n = 2;
+        while q.pop().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, EVENT_QUEUE_DEPTH);
+        assert!(!q.is_ready());
+    }
+}
