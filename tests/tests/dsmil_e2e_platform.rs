@@ -225,7 +225,10 @@ fn ten_thousand_open_close_cycles_leak_nothing() {
     let status = cat("/scheme/dsmil/status");
     assert!(status.contains("sessions: 0\n"), "{status}");
     // The status file is rendered before its own handle exists.
-    assert!(status.contains("open_handles: 0\n"), "nothing left open: {status}");
+    assert!(
+        status.contains("open_handles: 0\n"),
+        "nothing left open: {status}"
+    );
 }
 
 #[test]
