@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use redox_host::hw::smm::SimulatedDsmil;
 use redox_host::{Cred, Kernel, boot};
 use syscall::CallFlags;
-use syscall::error::{EACCES, EAGAIN, EBUSY, EIO, ETIMEDOUT};
+use syscall::error::{EACCES, EAGAIN, EBUSY, EINTR, EIO, ETIMEDOUT};
 
 fn read_all(fd: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -263,6 +263,43 @@ fn blocked_events_reader_is_woken_by_an_event() {
     let rec = reader.join().expect("reader").expect("woken");
     let r = EventRecord::decode(&rec).expect("record");
     assert_eq!((r.kind, r.token), (EventKind::RefusedAccess, 0x800B));
+}
+
+#[test]
+fn blocked_events_reader_is_released_by_cancellation() {
+    let k = Kernel::boot();
+    let sim = SimulatedDsmil::new(45);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
+    let reader = k.process("reader", Cred::USER);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = k.spawn_in(&reader, move || {
+        let fd = call::open("/scheme/dsmil/events", O_RDONLY, 0)?;
+        let mut rec = [0u8; EventRecord::SIZE];
+        let _ = tx.send(call::read(fd, &mut rec));
+        // The handle survives the interruption: the next read gets the next record.
+        call::read(fd, &mut rec)?;
+        Ok::<_, Error>(rec)
+    });
+    let (_me, _g) = k.enter("main", Cred::USER);
+    while !cat("/scheme/dsmil/status").contains("open_handles: 1\n") {
+        std::thread::yield_now();
+    }
+    // Once the open is answered, the reader's only call in flight is the read.
+    while k.interrupt(reader.pid) == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(rx.recv().expect("first read"), Err(Error::new(EINTR)));
+    assert_eq!(
+        call::open("/scheme/dsmil/device/0x8029", O_RDONLY, 0),
+        Err(Error::new(EACCES))
+    );
+    let rec = thread.join().expect("reader").expect("second read");
+    let r = EventRecord::decode(&rec).expect("record");
+    assert_eq!(
+        (r.kind, r.token, r.lost),
+        (EventKind::RefusedAccess, 0x8029, 0)
+    );
+    assert_eq!(k.interrupt(reader.pid), 0, "nothing left in flight");
 }
 
 #[test]

@@ -316,6 +316,24 @@ impl Kernel {
         }
     }
 
+    /// Interrupts process `pid`'s calls blocked on userspace schemes (a signal on
+    /// Redox): the kernel sends each scheme a `Cancel` for the request, and the
+    /// caller returns `EINTR` once the scheme answers it with `ECANCELED`.
+    /// Returns how many calls were interrupted (0 if none was in flight yet).
+    pub fn interrupt(&self, pid: usize) -> usize {
+        let sockets: Vec<_> = lock(&self.namespace)
+            .values()
+            .filter_map(|entry| match entry {
+                NsEntry::User(root) => match &root.kind {
+                    DescKind::UserFile { socket, .. } => Some(socket.clone()),
+                    _ => None,
+                },
+                NsEntry::Kernel { .. } => None,
+            })
+            .collect();
+        sockets.iter().map(|s| s.interrupt(pid)).sum()
+    }
+
     /// The simulated monotonic clock (tests may advance it).
     pub fn clock(&self) -> &Arc<Clock> {
         &self.clock

@@ -10,7 +10,7 @@ use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use syscall::error::{EAGAIN, EBADF, EINVAL, EIO, ENODEV, Error, Result};
+use syscall::error::{EAGAIN, EBADF, ECANCELED, EINTR, EINVAL, EIO, ENODEV, Error, Result};
 use syscall::flag::EventFlags;
 use syscall::schemev2::{Cqe, CqeOpcode, Opcode, Sqe, SqeFlags};
 
@@ -26,11 +26,18 @@ pub enum Reply {
     Fd(Arc<Description>),
 }
 
+/// A caller blocked on its reply.
+type Waiter = Arc<Completion<Result<Reply>>>;
+
 #[derive(Default)]
 struct SocketState {
     queue: VecDeque<Sqe>,
-    /// Requests awaiting their `Cqe` (few at a time: a linear scan beats hashing).
-    inflight: Vec<(u32, Arc<Completion<Result<Reply>>>)>,
+    /// Requests awaiting their `Cqe`, with the caller's pid (few at a time: a
+    /// linear scan beats hashing).
+    inflight: Vec<(u32, usize, Waiter)>,
+    /// Tags whose callers were interrupted (a Cancel was sent): an `ECANCELED`
+    /// reply to them reaches the caller as `EINTR`.
+    cancelled: Vec<u32>,
     next_tag: u32,
     /// The daemon closed its socket: the scheme is gone.
     dead: bool,
@@ -82,11 +89,12 @@ impl SchemeSocket {
                 return Err(Error::new(ENODEV));
             }
             st.next_tag = st.next_tag.wrapping_add(1);
-            while st.inflight.iter().any(|(t, _)| *t == st.next_tag) {
+            while st.inflight.iter().any(|(t, ..)| *t == st.next_tag) {
                 st.next_tag = st.next_tag.wrapping_add(1);
             }
             sqe.tag = st.next_tag;
-            st.inflight.push((sqe.tag, done.clone()));
+            st.inflight
+                .push((sqe.tag, sqe.caller as usize, done.clone()));
             st.queue.push_back(sqe);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -207,11 +215,55 @@ impl SchemeSocket {
         }
     }
 
-    fn finish(&self, tag: u32, reply: Result<Reply>) {
-        let waiter = {
+    /// Interrupts process `pid`'s calls in flight on this socket, as a signal does
+    /// on Redox: each gets a one-way `Cancel` Sqe carrying its tag; the caller keeps
+    /// waiting for the daemon's answer and sees `EINTR` if that answer is
+    /// `ECANCELED` (a request the daemon finished first keeps its result).
+    /// Returns how many calls were interrupted.
+    pub fn interrupt(&self, pid: usize) -> usize {
+        let tags: Vec<u32> = {
             let mut st = lock(&self.state);
-            let at = st.inflight.iter().position(|(t, _)| *t == tag);
-            at.map(|i| st.inflight.swap_remove(i).1)
+            let tags: Vec<u32> = st
+                .inflight
+                .iter()
+                .filter(|(t, p, _)| *p == pid && !st.cancelled.contains(t))
+                .map(|(t, ..)| *t)
+                .collect();
+            st.cancelled.extend_from_slice(&tags);
+            tags
+        };
+        for &tag in &tags {
+            self.send_oneway(Sqe {
+                opcode: Opcode::Cancel as u8,
+                tag,
+                ..Sqe::default()
+            });
+        }
+        tags.len()
+    }
+
+    fn finish(&self, tag: u32, reply: Result<Reply>) {
+        let (waiter, interrupted) = {
+            let mut st = lock(&self.state);
+            let at = st.inflight.iter().position(|(t, ..)| *t == tag);
+            // Only interrupted calls pay for this lookup.
+            let interrupted = match st.cancelled.iter().position(|t| *t == tag) {
+                Some(i) => {
+                    st.cancelled.swap_remove(i);
+                    true
+                }
+                None => false,
+            };
+            (at.map(|i| st.inflight.swap_remove(i).2), interrupted)
+        };
+        let reply = match reply {
+            Ok(Reply::Cqe(cqe))
+                if interrupted
+                    && Error::demux(cqe.result as usize) == Err(Error::new(ECANCELED)) =>
+            {
+                Err(Error::new(EINTR))
+            }
+            other => other,
         };
         match waiter {
             Some(w) => w.complete(reply),
@@ -231,7 +283,7 @@ impl SchemeSocket {
             let mut st = lock(&self.state);
             st.dead = true;
             st.queue.clear();
-            st.inflight.drain(..).map(|(_, w)| w).collect()
+            st.inflight.drain(..).map(|(.., w)| w).collect()
         };
         for w in inflight {
             w.complete(Err(Error::new(EIO)));
