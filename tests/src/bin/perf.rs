@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             "fuse" => perf::fuse::run(),
             "iommu" => perf::iommu::run(),
             "driver-sys" => perf::driver_sys::run(),
+            "dsmil" => perf::dsmil::run(),
             other => {
                 eprintln!("perf: unknown suite {other}");
                 return ExitCode::from(2);

@@ -3,6 +3,7 @@
 //! times on shared 2-core machines mean little.
 
 pub mod driver_sys;
+pub mod dsmil;
 pub mod fuse;
 pub mod iommu;
 pub mod kernel;
