@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use super::DsmilScheme;
+use super::handle::Handle;
 use crate::wire::EventRecord;
 
 /// Records one reader may have waiting; past it the oldest is dropped.
@@ -45,6 +47,38 @@ impl EventQueue {
     /// Whether a read would return a record now.
     pub fn is_ready(&self) -> bool {
         !self.records.is_empty()
+    }
+}
+
+impl DsmilScheme {
+    /// Stamps the machine's notices and queues them for every reader.
+    pub(super) fn flush_notices(&mut self) {
+        if !self.machine.has_notices() {
+            return;
+        }
+        let now = self.now_ms();
+        for notice in self.machine.take_notices() {
+            self.event_seq += 1;
+            self.stats.events += 1;
+            let record = EventRecord::new(
+                notice.kind,
+                notice.token,
+                self.event_seq,
+                now,
+                notice.arg0,
+                notice.arg1,
+            );
+            for (id, handle) in self.handles.iter_mut() {
+                if let Handle::Events(queue) = handle {
+                    if queue.push(record) {
+                        self.stats.events_lost += 1;
+                    }
+                    if queue.subscribed && !self.fevent_posts.contains(id) {
+                        self.fevent_posts.push(*id);
+                    }
+                }
+            }
+        }
     }
 }
 

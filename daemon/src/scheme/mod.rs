@@ -1,19 +1,24 @@
 //! Scheme `dsmil`: what clients open under `/scheme/dsmil/` (DESIGN.md §4).
 //!
-//! One file per concept: [`path`] (the namespace), [`handle`] (what an open
-//! description holds), [`control`] (the op channel), [`tunables`]
-//! (`config/<name>`), [`events`] (reader queues), [`stats`] and [`oplog`]
-//! (counters and the operation ring), [`text`] (the human-readable files).
-//! This file holds the scheme state and the `SchemeSync` dispatch.
+//! One file per concept: [`path`] (the namespace), `handle` (what an open
+//! description holds), `open` (what opening each path does), `sessions`
+//! (limit, ids, idle expiry), `writes` (token values and tunables),
+//! [`control`] (the op channel), [`tunables`] (`config/<name>`), [`events`]
+//! (reader queues and publishing), [`stats`] and [`oplog`] (counters and the
+//! operation ring), [`text`] (the human-readable files). This file holds the
+//! scheme state, reads, and the `SchemeSync` dispatch.
 
 pub mod control;
 pub mod events;
 mod handle;
+mod open;
 pub mod oplog;
 pub mod path;
+mod sessions;
 pub mod stats;
 pub mod text;
 pub mod tunables;
+mod writes;
 
 use std::collections::BTreeMap;
 
@@ -24,20 +29,18 @@ use syscall::error::{
     EACCES, EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, ESTALE, EWOULDBLOCK, Error,
     Result,
 };
-use syscall::flag::{EventFlags, O_ACCMODE, O_DIRECTORY, O_NONBLOCK, O_RDONLY, O_WRONLY};
+use syscall::flag::{EventFlags, O_NONBLOCK};
 use syscall::schemev2::NewFdFlags;
 
 use crate::config::Config;
-use crate::device::{ReadSession, ScanSession, SessionIds};
+use crate::device::SessionIds;
 use crate::hardware::Hardware;
 use crate::machine::Machine;
 use crate::wire::{ControlRequest, EventRecord, Token};
-use events::EventQueue;
 use handle::Handle;
 use oplog::{OpLog, Target};
 use path::{Node, TextFile};
 use stats::Stats;
-use tunables::Tunable;
 
 /// Handle number of the scheme root (what `scheme_root` returns).
 pub const ROOT_ID: usize = 0;
@@ -164,81 +167,6 @@ impl DsmilScheme {
         self.machine.now_ms()
     }
 
-    /// One housekeeping pass (the daemon runs it every
-    /// `housekeeping_interval` ms from a `time` scheme deadline): re-reads the
-    /// sensor, expires sessions idle for `session_idle_timeout` seconds or
-    /// more, and brings failed devices back up. Returns the sessions expired.
-    pub fn housekeeping(&mut self) -> usize {
-        self.stats.housekeeping += 1;
-        self.machine.refresh_thermal();
-        let now = self.now_ms();
-        let timeout = u64::from(self.config.session_idle_timeout_secs).saturating_mul(1000);
-        let stale = |last: u64| now.saturating_sub(last) >= timeout;
-        let mut expired = 0;
-        for handle in self.handles.values_mut() {
-            match handle {
-                Handle::Control { sessions, .. } => {
-                    let before = sessions.len();
-                    sessions.retain(|_, s| !stale(s.last_used_ms));
-                    expired += before - sessions.len();
-                }
-                Handle::Scan {
-                    session,
-                    last_used_ms,
-                } if session.is_some() && stale(*last_used_ms) => {
-                    *session = None;
-                    expired += 1;
-                }
-                Handle::Device {
-                    session,
-                    last_used_ms,
-                    ..
-                } if session.is_some() && stale(*last_used_ms) => {
-                    *session = None;
-                    expired += 1;
-                }
-                _ => {}
-            }
-        }
-        self.release_sessions(expired, true);
-        if expired > 0 {
-            self.log.record(now, 0, "expire", Target::None, Ok(expired));
-        }
-        self.machine.bring_up();
-        self.flush_notices();
-        expired
-    }
-
-    /// Stamps the machine's notices and queues them for every reader.
-    fn flush_notices(&mut self) {
-        if !self.machine.has_notices() {
-            return;
-        }
-        let now = self.now_ms();
-        for notice in self.machine.take_notices() {
-            self.event_seq += 1;
-            self.stats.events += 1;
-            let record = EventRecord::new(
-                notice.kind,
-                notice.token,
-                self.event_seq,
-                now,
-                notice.arg0,
-                notice.arg1,
-            );
-            for (id, handle) in self.handles.iter_mut() {
-                if let Handle::Events(queue) = handle {
-                    if queue.push(record) {
-                        self.stats.events_lost += 1;
-                    }
-                    if queue.subscribed && !self.fevent_posts.contains(id) {
-                        self.fevent_posts.push(*id);
-                    }
-                }
-            }
-        }
-    }
-
     fn insert(&mut self, handle: Handle) -> Result<usize> {
         if self.handles.len() >= MAX_HANDLES {
             return Err(Error::new(EMFILE));
@@ -250,29 +178,6 @@ impl DsmilScheme {
         self.next_id = self.next_id.wrapping_add(1);
         self.handles.insert(id, handle);
         Ok(id)
-    }
-
-    /// Takes one session from the limit (`EMFILE` when it is reached) and
-    /// gives it an id.
-    fn reserve_session(&mut self) -> Result<u64> {
-        let limit = usize::try_from(self.config.session_limit).unwrap_or(usize::MAX);
-        if self.sessions >= limit {
-            self.stats.sessions_refused += 1;
-            return Err(Error::new(EMFILE));
-        }
-        let id = self.ids.allocate()?;
-        self.sessions += 1;
-        self.stats.sessions_started += 1;
-        Ok(id)
-    }
-
-    fn release_sessions(&mut self, n: usize, expired: bool) {
-        self.sessions = self.sessions.saturating_sub(n);
-        if expired {
-            self.stats.sessions_expired += n as u64;
-        } else {
-            self.stats.sessions_completed += n as u64;
-        }
     }
 
     fn render(&mut self, file: TextFile) -> String {
@@ -313,181 +218,6 @@ impl DsmilScheme {
             .refusal(errno, token.is_some_and(Token::is_quarantined));
         self.machine.refused(token, errno, uid);
         Error::new(errno)
-    }
-
-    fn open_node(&mut self, node: Node, flags: usize, uid: u32) -> Result<usize> {
-        let access = flags & O_ACCMODE;
-        // Redox spells read-only as its own bit; 0 (no mode) reads too.
-        let wants_write = access & O_WRONLY != 0;
-        let wants_read = access & O_RDONLY != 0 || access == 0;
-        if node.is_dir() {
-            if wants_write {
-                return Err(Error::new(EISDIR));
-            }
-            return self.insert(Handle::Dir {
-                node,
-                listing: listing(node),
-                pos: 0,
-            });
-        }
-        if flags & O_DIRECTORY != 0 {
-            return Err(Error::new(ENOTDIR));
-        }
-        let now = self.now_ms();
-        let handle = match node {
-            Node::Root | Node::DeviceDir | Node::ConfigDir => return Err(Error::new(EISDIR)),
-            Node::Control => Handle::Control {
-                opener_uid: uid,
-                response: Vec::new(),
-                pending: false,
-                sessions: BTreeMap::new(),
-            },
-            Node::Scan => {
-                if wants_write {
-                    return Err(Error::new(EACCES));
-                }
-                let sid = self.reserve_session()?;
-                self.last_scan_ms = now;
-                match ScanSession::new(sid, self.machine.table().snapshot()) {
-                    Ok(session) => Handle::Scan {
-                        session: Some(session),
-                        last_used_ms: now,
-                    },
-                    Err(e) => {
-                        self.release_sessions(1, false);
-                        return Err(e);
-                    }
-                }
-            }
-            Node::Device(token) => {
-                if token.is_quarantined() {
-                    // Refused before any session or firmware access, for
-                    // reads and writes alike.
-                    self.stats.refusal(EACCES, true);
-                    return self
-                        .machine
-                        .check_read(token, uid)
-                        .and(Err(Error::new(EACCES)));
-                }
-                if wants_write && uid != 0 {
-                    return Err(self.refuse(Some(token), EACCES, uid));
-                }
-                let session = if wants_read {
-                    let sid = self.reserve_session()?;
-                    let captured = self
-                        .machine
-                        .capture(token, uid)
-                        .and_then(|data| ReadSession::new(sid, token, data));
-                    match captured {
-                        Ok(s) => Some(s),
-                        Err(e) => {
-                            self.release_sessions(1, false);
-                            self.stats.refusal(e.errno, false);
-                            return Err(e);
-                        }
-                    }
-                } else {
-                    None
-                };
-                Handle::Device {
-                    token,
-                    writable: wants_write,
-                    reading: wants_read,
-                    session,
-                    last_used_ms: now,
-                }
-            }
-            Node::Config(tunable) => {
-                if wants_write && uid != 0 {
-                    return Err(self.refuse(None, EACCES, uid));
-                }
-                Handle::Config {
-                    tunable,
-                    content: tunable.render(&self.config).into_bytes(),
-                    pos: 0,
-                    writable: wants_write,
-                }
-            }
-            Node::Events => {
-                if wants_write {
-                    return Err(Error::new(EACCES));
-                }
-                Handle::Events(EventQueue::default())
-            }
-            Node::Text(file) => {
-                if wants_write {
-                    return Err(Error::new(EACCES));
-                }
-                Handle::Text {
-                    file,
-                    content: self.render(file).into_bytes(),
-                    pos: 0,
-                }
-            }
-        };
-        let id = self.insert(handle);
-        if id.is_err() {
-            // The handle (and any session in it) was dropped: give it back.
-            let held = match node {
-                Node::Scan => 1,
-                Node::Device(_) if wants_read => 1,
-                _ => 0,
-            };
-            self.release_sessions(held, false);
-        }
-        id
-    }
-
-    fn write_config(&mut self, id: usize, buf: &[u8], uid: u32) -> Result<usize> {
-        let Some(Handle::Config {
-            tunable, writable, ..
-        }) = self.handles.get(&id)
-        else {
-            return Err(Error::new(EBADF));
-        };
-        let (tunable, writable) = (*tunable, *writable);
-        if !writable {
-            return Err(Error::new(EBADF));
-        }
-        if uid != 0 {
-            return Err(self.refuse(None, EACCES, uid));
-        }
-        let value = tunable.parse_value(buf)?;
-        if tunable == Tunable::ThermalLimit {
-            self.machine
-                .set_thermal_limit(i32::try_from(value).map_err(|_| Error::new(EINVAL))?)?;
-        }
-        tunable.set(&mut self.config, value)?;
-        let fresh = tunable.render(&self.config).into_bytes();
-        if let Some(Handle::Config { content, pos, .. }) = self.handles.get_mut(&id) {
-            *content = fresh;
-            *pos = 0;
-        }
-        Ok(buf.len())
-    }
-
-    fn write_device(&mut self, id: usize, buf: &[u8], uid: u32) -> Result<usize> {
-        let Some(Handle::Device {
-            token, writable, ..
-        }) = self.handles.get(&id)
-        else {
-            return Err(Error::new(EBADF));
-        };
-        let (token, writable) = (*token, *writable);
-        if !writable {
-            return Err(Error::new(EBADF));
-        }
-        if uid != 0 {
-            return Err(self.refuse(Some(token), EACCES, uid));
-        }
-        let value: [u8; 4] = buf.try_into().map_err(|_| Error::new(EINVAL))?;
-        let outcome = self
-            .machine
-            .write_token(token, u32::from_le_bytes(value), uid);
-        if let Err(e) = &outcome {
-            self.stats.refusal(e.errno, token.is_quarantined());
-        }
-        outcome.map(|()| buf.len())
     }
 
     fn read_handle(
