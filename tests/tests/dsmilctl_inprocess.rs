@@ -4,8 +4,11 @@
 
 use dsmil::client::ctl::{self, CtlError, Output};
 use dsmil::client::fast::ControlChannel;
-use dsmil::client::{ClientError, Dsmil, SchemeCalls, decode_scan_stream};
-use dsmil::wire::{CHUNK_SIZE, QUARANTINED_TOKENS, SCAN_CHUNK_COUNT, Token, VersionInfo};
+use dsmil::client::{Dsmil, SchemeCalls, decode_scan_stream};
+use dsmil::wire::{
+    CHUNK_SIZE, EventKind, QUARANTINED_TOKENS, SCAN_CHUNK_COUNT, Token, VersionInfo,
+};
+use redox_host::hw::smm::SimulatedDsmil;
 use redox_host::{Cred, Kernel, boot};
 use syscall::error::{EACCES, ENOENT};
 
@@ -18,23 +21,11 @@ fn text(cmd: impl FnOnce(&mut Vec<u8>) -> ctl::CtlResult) -> String {
     String::from_utf8(run(cmd).expect("command")).expect("utf8")
 }
 
-/// `scan` is part of the dsmild protocol issue; until the daemon serves it the
-/// open is `ENOENT`, and the scan assertions below cannot run yet.
-fn scan_missing(e: &ClientError) -> bool {
-    if e.errno == ENOENT && e.path.ends_with("scan") {
-        eprintln!(
-            "!!! NOTE: dsmild does not serve `scan` yet ({e}); scan checks wait for the \
-             dsmild protocol issue"
-        );
-        return true;
-    }
-    false
-}
-
 #[test]
 fn version_status_text_and_call_fast_path_agree() {
     let k = Kernel::boot();
-    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    let sim = SimulatedDsmil::new(44);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
     let (_p, _g) = k.enter("dsmilctl", Cred::USER);
     let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
     let v = d.version().expect("version");
@@ -62,7 +53,8 @@ fn version_status_text_and_call_fast_path_agree() {
 #[test]
 fn errors_name_the_errno_and_the_path() {
     let k = Kernel::boot();
-    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    let sim = SimulatedDsmil::new(44);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
     let (_p, _g) = k.enter("dsmilctl", Cred::USER);
     let missing = Dsmil::open_with("/scheme/no-such-scheme", SchemeCalls).expect_err("no scheme");
     assert_eq!(missing.errno, ENOENT);
@@ -89,14 +81,11 @@ fn errors_name_the_errno_and_the_path() {
 #[test]
 fn scan_table_json_and_raw_chunks() {
     let k = Kernel::boot();
-    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    let sim = SimulatedDsmil::new(44);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
     let (_p, _g) = k.enter("dsmilctl", Cred::USER);
     let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
-    let raw = match run(|o| ctl::scan(&d, Output::Raw, o)) {
-        Ok(raw) => raw,
-        Err(CtlError::Client(e)) if scan_missing(&e) => return,
-        Err(e) => panic!("scan --raw: {e}"),
-    };
+    let raw = run(|o| ctl::scan(&d, Output::Raw, o)).expect("scan --raw");
     // --raw is the scheme's bytes: whole chunks, parsed back one by one.
     assert_eq!(raw.len(), SCAN_CHUNK_COUNT * CHUNK_SIZE);
     let chunks = decode_scan_stream(&raw).expect("chunks parse back");
@@ -131,24 +120,21 @@ fn scan_table_json_and_raw_chunks() {
 #[test]
 fn device_reads_and_refusals() {
     let k = Kernel::boot();
-    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    let sim = SimulatedDsmil::new(44);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
     let (_p, _g) = k.enter("dsmilctl", Cred::USER);
     let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
     let token = Token::new(0x8000).expect("token");
-    let data = match d.read(token) {
-        Ok(data) => data,
-        Err(e) if e.errno == ENOENT => {
-            eprintln!(
-                "!!! NOTE: dsmild does not serve `device/<token>` yet ({e}); read checks wait \
-                 for the dsmild protocol issue"
-            );
-            return;
-        }
-        Err(e) => panic!("read: {e}"),
-    };
-    // The same bytes as the one-call READ_DEVICE.
-    let fast = ControlChannel::open("/scheme/dsmil").expect("control");
-    assert_eq!(fast.read_device(token).expect("READ_DEVICE"), data);
+    let data = d.read(token).expect("read");
+    // The same device as the one-call READ_DEVICE: same size, same leading
+    // value (later bytes carry live state, which a read itself advances).
+    let fast = ControlChannel::open("/scheme/dsmil")
+        .expect("control")
+        .read_device(token)
+        .expect("READ_DEVICE");
+    assert!(data.len() > 8);
+    assert_eq!(fast.len(), data.len());
+    assert_eq!(fast[..8], data[..8]);
     let dump = text(|o| ctl::read(&d, token, Output::Table, o));
     assert!(
         dump.starts_with(&format!("0x8000: {} bytes", data.len())),
@@ -164,19 +150,6 @@ fn device_reads_and_refusals() {
         .write_token(Token::new(0x8001).expect("t"), 1)
         .expect_err("user");
     assert_eq!(e.errno, EACCES);
-}
-
-/// `events` is part of the dsmild protocol issue; until it exists the open is
-/// `ENOENT` and the event checks wait.
-fn events_missing(e: &ClientError) -> bool {
-    if e.errno == ENOENT && e.path.ends_with("events") {
-        eprintln!(
-            "!!! NOTE: dsmild does not serve `events` yet ({e}); event checks wait for the \
-             dsmild protocol issue"
-        );
-        return true;
-    }
-    false
 }
 
 /// A refused access (a read of quarantined 0x8009) by another client: one of
@@ -196,33 +169,33 @@ fn refused_read(k: &std::sync::Arc<Kernel>) {
 #[test]
 fn events_iterator_blocks_until_a_record_arrives() {
     let k = Kernel::boot();
-    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    let sim = SimulatedDsmil::new(44);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
     let (_p, _g) = k.enter("dsmilctl", Cred::USER);
     let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
     let mut events = match d.events() {
         Ok(events) => events,
-        Err(e) if events_missing(&e) => return,
         Err(e) => panic!("events: {e}"),
     };
     // The reader exists before the event, so the record is queued for it.
     refused_read(&k);
     let record = events.next().expect("a record").expect("read");
-    let bytes = &record.bytes;
-    assert_eq!(bytes.len(), 40, "{bytes:?}");
-    assert_eq!(bytes[0..4], 4u32.to_le_bytes(), "kind RefusedAccess");
-    assert_eq!(bytes[4..6], 0x8009u16.to_le_bytes(), "token");
+    assert_eq!(record.kind, EventKind::RefusedAccess);
+    assert_eq!(record.token, 0x8009);
+    assert_eq!(record.arg0, EACCES);
+    assert_eq!(record.arg1, Cred::USER.uid as i32);
 }
 
 #[test]
 fn watch_prints_events_as_they_arrive() {
     let k = Kernel::boot();
-    let _d = boot::dsmild(&k, dsmil::Config::default(), dsmil::Hardware::minimal(44));
+    let sim = SimulatedDsmil::new(44);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
     {
         let (_p, _g) = k.enter("probe", Cred::USER);
         let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
         match d.events() {
             Ok(_) => {}
-            Err(e) if events_missing(&e) => return,
             Err(e) => panic!("events: {e}"),
         }
     }
@@ -244,5 +217,58 @@ fn watch_prints_events_as_they_arrive() {
         Err(e) => panic!("watch: {e}"),
     };
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.starts_with("{\"seq\":0,\"length\":40,"), "{out}");
+    assert!(
+        out.contains("\"kind\":\"refused_access\",\"token\":\"0x8009\",\"arg0\":13,\"arg1\":1000,"),
+        "{out}"
+    );
+}
+
+#[test]
+fn status_health_and_set() {
+    let k = Kernel::boot();
+    let sim = SimulatedDsmil::new(44);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
+    let user = k
+        .spawn("dsmilctl-user", Cred::USER, || {
+            let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
+            let table = text(|o| ctl::status(&d, Output::Table, o));
+            let json = text(|o| ctl::status(&d, Output::Json, o));
+            let health = text(|o| ctl::text(&d, "health", Output::Table, o));
+            let health_json = text(|o| ctl::text(&d, "health", Output::Json, o));
+            let set = run(|o| ctl::set(&d, Token::new(0x8001).expect("t"), 7, Output::Table, o));
+            (table, json, health, health_json, set)
+        })
+        .join()
+        .expect("user client");
+    let (table, json, health, health_json, set) = user;
+    assert!(table.contains("temperature_celsius     44"), "{table}");
+    assert!(table.contains("quarantined_devices     5"), "{table}");
+    assert!(json.contains("\"temperature_celsius\":44,"), "{json}");
+    assert!(json.contains("\"thermal_limit_celsius\":85,"), "{json}");
+    assert!(!health.trim().is_empty());
+    assert!(
+        health_json.starts_with('{') && health_json.len() > 3,
+        "{health_json}"
+    );
+    // Writes are root-only: the user's set is refused and names the device.
+    match set {
+        Err(CtlError::Client(e)) => {
+            assert_eq!(e.errno, EACCES);
+            assert!(e.path.ends_with("device/0x8001"), "{e}");
+        }
+        other => panic!("user set: {other:?}"),
+    }
+    assert_ne!(sim.firmware.value(0x8001), Some(7));
+
+    let (_p, _g) = k.enter("dsmilctl-root", Cred::ROOT);
+    let d = Dsmil::open_with("/scheme/dsmil", SchemeCalls).expect("open");
+    let out = text(|o| ctl::set(&d, Token::new(0x8001).expect("t"), 7, Output::Table, o));
+    assert_eq!(out, "0x8001 = 0x7\n");
+    assert_eq!(sim.firmware.value(0x8001), Some(7));
+    // Quarantined tokens are refused even for root, before the firmware.
+    let e = d
+        .write_token(Token::new(0x8009).expect("t"), 1)
+        .expect_err("quarantined");
+    assert_eq!(e.errno, EACCES);
+    assert_eq!(sim.firmware.quarantined_writes(), 0);
 }

@@ -2,25 +2,15 @@
 
 use std::path::PathBuf;
 
+use syscall::error::EINVAL;
+
 use super::error::{ClientError, Result};
 use super::transport::Transport;
-use crate::wire::CHUNK_SIZE;
+use crate::wire::{CHUNK_SIZE, EventRecord};
 
-/// One record read from `events`, as the bytes the scheme returned.
-///
-/// PLACEHOLDER: the typed event record (device state change, thermal crossing,
-/// refused access) is being added to [`crate::wire`] with the rest of the
-/// protocol; until it exists the client hands out the raw record, which is
-/// already exact (one read returns exactly one record). When the wire type
-/// lands, a `decode()` here becomes the typed view.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawEventRecord {
-    /// The record's bytes.
-    pub bytes: Vec<u8>,
-}
-
-/// Iterator over `events`. Each `next` is one blocking read; it ends when the
-/// scheme returns 0 (the daemon went away), and after the first error.
+/// Iterator over `events`: each item is one [`EventRecord`]. Each `next` is one
+/// blocking read; it ends when the scheme returns 0 (the daemon went away), and
+/// after the first error.
 pub struct Events<'a, T: Transport> {
     transport: &'a T,
     file: Option<T::File>,
@@ -41,28 +31,31 @@ impl<'a, T: Transport> Events<'a, T> {
             let _ = self.transport.close(file);
         }
     }
+
+    fn fail(&mut self, op: &'static str, errno: i32) -> Option<Result<EventRecord>> {
+        self.finish();
+        Some(Err(ClientError::new(op, &self.path, errno)))
+    }
 }
 
 impl<T: Transport> Iterator for Events<'_, T> {
-    type Item = Result<RawEventRecord>;
+    type Item = Result<EventRecord>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let file = self.file.as_mut()?;
-        // Records are small; one chunk's worth is room for any of them.
-        let mut buf = vec![0u8; CHUNK_SIZE];
+        // Room for more than one record, so a record of an unexpected size is
+        // reported (EINVAL) rather than silently cut.
+        let mut buf = [0u8; CHUNK_SIZE];
         match self.transport.read(file, &mut buf) {
             Ok(0) => {
                 self.finish();
                 None
             }
-            Ok(n) => {
-                buf.truncate(n);
-                Some(Ok(RawEventRecord { bytes: buf }))
-            }
-            Err(e) => {
-                self.finish();
-                Some(Err(ClientError::new("read", &self.path, e)))
-            }
+            Ok(n) => match EventRecord::decode(buf.get(..n).unwrap_or(&[])) {
+                Ok(record) => Some(Ok(record)),
+                Err(_) => self.fail("decode", EINVAL),
+            },
+            Err(e) => self.fail("read", e),
         }
     }
 }

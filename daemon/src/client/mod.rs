@@ -31,7 +31,7 @@ mod transport;
 
 pub use dsmil::{DEFAULT_ROOT, Dsmil};
 pub use error::{ClientError, Result, errno_name};
-pub use events::{Events, RawEventRecord};
+pub use events::Events;
 pub use scan_stream::{decode_read_stream, decode_scan_stream};
 pub use scheme_calls::{SchemeCalls, SchemeFd};
 pub use std_fs::StdFs;

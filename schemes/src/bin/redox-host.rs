@@ -34,11 +34,9 @@ fn mount(dir: &Path) -> ExitCode {
     // Before any thread exists, so all of them inherit the mask.
     let signals = block_stop_signals();
     let kernel = redox_host::Kernel::boot();
-    let dsmild = redox_host::boot::dsmild(
-        &kernel,
-        dsmil::Config::default(),
-        dsmil::Hardware::minimal(47),
-    );
+    // The simulated platform (SMM firmware, thermal sensor) outlives dsmild.
+    let sim = redox_host::hw::smm::SimulatedDsmil::new(47);
+    let dsmild = redox_host::boot::dsmild_simulated(&kernel, dsmil::Config::default(), &sim);
     let mounted = match redox_host::fuse::mount(kernel.clone(), dir) {
         Ok(m) => m,
         Err(e) => {

@@ -26,11 +26,8 @@ pub fn run() {
         return;
     }
     let kernel = Kernel::boot();
-    let _dsmild = boot::dsmild(
-        &kernel,
-        dsmil::Config::default(),
-        dsmil::Hardware::minimal(47),
-    );
+    let sim = redox_host::hw::smm::SimulatedDsmil::new(47);
+    let _dsmild = boot::dsmild_simulated(&kernel, dsmil::Config::default(), &sim);
     let dir = std::env::temp_dir().join(format!("dsmil-perf-fuse-{}", std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         println!(

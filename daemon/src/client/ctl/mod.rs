@@ -12,7 +12,7 @@ use std::io::Write;
 use super::dsmil::Dsmil;
 use super::error::ClientError;
 use super::transport::Transport;
-use crate::wire::Token;
+use crate::wire::{EventRecord, Token};
 
 /// How a command prints its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,23 +167,16 @@ pub fn watch<T: Transport>(
     for (n, record) in d.events()?.enumerate() {
         let record = record?;
         match output {
-            Output::Raw => out.write_all(&record.bytes)?,
-            Output::Json => line(
-                out,
-                &json::Object::new()
-                    .raw("seq", n)
-                    .raw("length", record.bytes.len())
-                    .str("bytes_hex", &render::hex(&record.bytes))
-                    .finish(),
-            )?,
-            Output::Table => line(
-                out,
-                &format!(
-                    "event {n}: {} bytes: {}",
-                    record.bytes.len(),
-                    render::hex(&record.bytes)
-                ),
-            )?,
+            Output::Raw => {
+                let mut bytes = [0u8; EventRecord::SIZE];
+                // Re-encoding a decoded record gives back the bytes read.
+                record
+                    .encode(&mut bytes)
+                    .map_err(|e| CtlError::Usage(format!("encoding an event: {e}")))?;
+                out.write_all(&bytes)?;
+            }
+            Output::Json => line(out, &render::event_json(&record))?,
+            Output::Table => line(out, &render::event_line(&record))?,
         }
         out.flush()?;
         if limit.is_some_and(|l| n + 1 >= l) {

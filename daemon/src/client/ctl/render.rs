@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use super::json::{self, Object};
-use crate::wire::{DeviceAccess, DeviceInfo, SystemStatus, ThermalReply, VersionInfo};
+use crate::wire::{
+    DeviceAccess, DeviceInfo, EventKind, EventRecord, SystemStatus, ThermalReply, VersionInfo,
+};
 
 /// The name of an access value.
 pub fn access_name(access: DeviceAccess) -> &'static str {
@@ -190,4 +192,48 @@ pub fn hex(data: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// What an event's two arguments mean, by kind.
+fn event_args(r: &EventRecord) -> String {
+    let (a, b) = (r.arg0, r.arg1);
+    match r.kind {
+        EventKind::StateChange => format!("state {a} -> {b}"),
+        EventKind::ThermalExceeded => format!("{a} °C > limit {b} °C"),
+        EventKind::ThermalRecovered => format!("{a} °C <= resume {b} °C"),
+        EventKind::RefusedAccess => {
+            format!("errno {a} ({}) to uid {b}", super::super::errno_name(a))
+        }
+    }
+}
+
+/// One event as a readable line.
+pub fn event_line(r: &EventRecord) -> String {
+    let mut s = format!(
+        "#{:<6} {:>10} ms  {:<17}",
+        r.sequence,
+        r.timestamp_ms,
+        r.kind.name()
+    );
+    if r.token != 0 {
+        let _ = write!(s, " {:#06x}", r.token);
+    }
+    let _ = write!(s, "  {}", event_args(r));
+    if r.lost != 0 {
+        let _ = write!(s, "  ({} lost before this one)", r.lost);
+    }
+    s
+}
+
+/// One event as a JSON object.
+pub fn event_json(r: &EventRecord) -> String {
+    Object::new()
+        .raw("sequence", r.sequence)
+        .raw("timestamp_ms", r.timestamp_ms)
+        .str("kind", r.kind.name())
+        .str("token", &format!("{:#06x}", r.token))
+        .raw("arg0", r.arg0)
+        .raw("arg1", r.arg1)
+        .raw("lost", r.lost)
+        .finish()
 }
