@@ -434,3 +434,30 @@ proptest! {
         d.stop().map_err(TestCaseError::fail)?;
     }
 }
+
+#[test]
+fn dsmild_over_the_dell_calling_interface() {
+    let k = Kernel::boot();
+    let sim = SimulatedDsmil::new(45);
+    let hw = sim
+        .hardware_calling_interface(k.phys())
+        .expect("buffer below 4 GiB");
+    let _d = boot::dsmild(&k, dsmil::Config::default(), hw);
+    let (_me, _g) = k.enter("admin", Cred::ROOT);
+    assert!(cat("/scheme/dsmil/status").contains("devices_operational: 103"));
+    let fd = call::open("/scheme/dsmil/device/0x8030", O_RDONLY, 0).expect("read");
+    let data = read_all(fd);
+    assert_eq!(
+        &data[32..36],
+        &0x5000_8030u32.to_le_bytes(),
+        "value in chunk 0"
+    );
+    let w = call::open("/scheme/dsmil/device/0x8030", O_WRONLY, 0).expect("write");
+    assert_eq!(call::write(w, &77u32.to_le_bytes()), Ok(4));
+    assert_eq!(sim.firmware.value(0x8030), Some(77));
+    assert_eq!(
+        call::open("/scheme/dsmil/device/0x800a", O_WRONLY, 0),
+        Err(Error::new(EACCES))
+    );
+    assert_eq!(sim.firmware.quarantined_writes(), 0);
+}
