@@ -461,3 +461,36 @@ fn dsmild_over_the_dell_calling_interface() {
     );
     assert_eq!(sim.firmware.quarantined_writes(), 0);
 }
+
+event::user_data! {
+    enum Watched {
+        Events,
+    }
+}
+
+#[test]
+fn fevent_readiness_reaches_an_event_queue() {
+    let k = Kernel::boot();
+    let sim = SimulatedDsmil::new(45);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
+    let (_me, _g) = k.enter("watcher", Cred::USER);
+    let ev = call::open("/scheme/dsmil/events", O_RDONLY | O_NONBLOCK, 0).expect("events");
+    let queue = event::EventQueue::<Watched>::new().expect("queue");
+    queue
+        .subscribe(ev, Watched::Events, event::EventFlags::READ)
+        .expect("subscribe: the scheme's fevent");
+    // Nothing yet; a refused access queues a record and the daemon posts readiness.
+    assert_eq!(
+        call::open("/scheme/dsmil/device/0x8009", O_RDONLY, 0),
+        Err(Error::new(EACCES))
+    );
+    let ready = queue.next_event().expect("readiness posted");
+    assert!(matches!(ready.user_data, Watched::Events));
+    let mut rec = [0u8; EventRecord::SIZE];
+    assert_eq!(call::read(ev, &mut rec), Ok(EventRecord::SIZE));
+    assert_eq!(
+        EventRecord::decode(&rec).expect("record").kind,
+        EventKind::RefusedAccess
+    );
+    assert_eq!(call::read(ev, &mut rec), Err(Error::new(EAGAIN)));
+}
