@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod config;
+pub mod controller;
 pub mod daemon;
 pub mod device;
 pub mod hardware;

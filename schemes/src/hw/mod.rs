@@ -2,6 +2,7 @@
 //! through the mocked kernel (PCI functions, SMM firmware, the IOMMU unit).
 
 pub mod amdvi;
+pub mod dsmil_controller;
 pub mod pci_function;
 pub mod smm;
 pub mod thermal;
