@@ -368,3 +368,51 @@ fn a_device_that_never_completes_times_out_and_a_short_table_is_eio() {
         EBUSY
     );
 }
+
+/// dsmild with the controller as the source of device data blocks: a client's
+/// READ_DEVICE carries the block the controller DMA'd (through the IOMMU).
+#[test]
+fn dsmild_read_sessions_capture_blocks_dmad_by_the_controller() {
+    let m = machine(controller_spec(), true);
+    let platform = redox_host::hw::smm::SimulatedDsmil::new(40);
+    let mut hardware = platform.hardware();
+    let config = dsmil::Config::default();
+    let scheme = config.scheme_name.clone();
+    // The controller is bound inside dsmild's process: its fds are dsmild's.
+    let daemon = m.k.spawn("dsmild", Cred::ROOT, move || {
+        let ctrl = DsmilController::connect(&ADDR, &self::config()).map_err(|e| e.to_string())?;
+        hardware.device_memory = Some(Box::new(ctrl));
+        dsmil::run(config, hardware).map_err(|e| e.to_string())
+    });
+    assert!(
+        m.k.wait_for_scheme_while(&scheme, || !daemon.is_finished()),
+        "dsmild ended: {:?}",
+        daemon.join()
+    );
+    let t = token(0x8002);
+    m.ctrl.set_value(t, 0xC0DE_8002);
+    let commands = m
+        .ctrl
+        .stats()
+        .commands
+        .load(std::sync::atomic::Ordering::Relaxed);
+    {
+        let (_p, _g) = m.k.enter("client", Cred::USER);
+        let ctl = dsmil::client::fast::ControlChannel::open(format!("/scheme/{scheme}"))
+            .expect("control");
+        let reply = ctl.read_device(t).expect("READ_DEVICE");
+        // value (4) + record (40) + block (700)
+        assert_eq!(reply.len(), 4 + 40 + DEVICE_DATA_LEN);
+        assert_eq!(&reply[44..], m.ctrl.device_data(t).as_slice());
+        assert_eq!(&reply[44..48], &0xC0DE_8002u32.to_le_bytes());
+    }
+    assert!(
+        m.ctrl
+            .stats()
+            .commands
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > commands
+    );
+    m.k.shutdown_scheme(&scheme);
+    assert_eq!(daemon.join().expect("dsmild thread"), Ok(()));
+}

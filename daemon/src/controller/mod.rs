@@ -6,11 +6,15 @@
 //! * [`DsmilController`]: bring-up through driver-sys (pcid channel, MSI-X → MSI →
 //!   INTx, `IommuDmaAllocator`) and the two commands, `read_device_table` and
 //!   `read_device_data`.
+//! * [`DeviceMemory`](crate::platform::DeviceMemory) for [`DsmilController`]:
+//!   read sessions capture device data blocks DMA'd by the controller
+//!   (`Hardware::device_memory(Box::new(controller))`).
 //!
 //! The function is found by its ids, [`crate::client::PCI_VENDOR_ID`] and
 //! [`crate::client::PCI_DEVICE_ID`] (what `pcid-spawner` matches).
 
 mod completion;
+mod device_memory;
 mod driver;
 pub mod registers;
 
