@@ -4,14 +4,16 @@
 //! Paths: any name opens a file; writing to a file makes the scheme post `EVENT_READ`
 //! for every open file of the same name (a "doorbell"); reading a file returns the
 //! number of `CloseMsg`s seen so far (8 bytes) — a FIFO barrier, since the socket
-//! delivers messages in order.
+//! delivers messages in order. A read of a file named `hang` is never answered until
+//! the kernel cancels it (Redox's `Cancel` message), then it gets `ECANCELED`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use redox_scheme::scheme::{IntoTag, Op};
 use redox_scheme::scheme::{SchemeState, SchemeSync};
 use redox_scheme::{CallerCtx, OpenResult, RequestKind, Response, SignalBehavior, Socket};
-use syscall::error::{EBADF, Error, Result};
+use syscall::error::{EBADF, ECANCELED, Error, Result};
 use syscall::flag::EventFlags;
 use syscall::schemev2::NewFdFlags;
 
@@ -24,6 +26,10 @@ pub struct ProbeLog {
     pub closes: Vec<usize>,
     /// `(file number, F_SETFL flags)`.
     pub fcntls: Vec<(usize, usize)>,
+    /// Reads of `hang` held unanswered so far.
+    pub parked: usize,
+    /// Cancel messages that matched a held read.
+    pub cancelled: usize,
 }
 
 /// The probe scheme.
@@ -130,12 +136,35 @@ pub fn serve(name: &str, log: Arc<Mutex<ProbeLog>>) -> Result<()> {
     let socket = Socket::create()?;
     let mut scheme = ProbeScheme::new(log);
     let mut state = SchemeState::new();
+    let mut held: Vec<Op> = Vec::new();
     redox_scheme::scheme::register_sync_scheme(&socket, name, &mut scheme)?;
     while let Some(req) = socket.next_request(SignalBehavior::Restart)? {
         match req.kind() {
             RequestKind::Call(call) => {
-                let resp = call.handle_sync(&mut scheme, &mut state);
+                let caller = call.caller();
+                let op = match call.op() {
+                    Ok(op) => op,
+                    Err(call) => {
+                        let resp = Response::err(syscall::error::EOPNOTSUPP, call);
+                        socket.write_response(resp, SignalBehavior::Restart)?;
+                        continue;
+                    }
+                };
+                let hangs = matches!(&op, Op::Read(r) if scheme.files.get(&r.fd).is_some_and(|f| f.0 == "hang"));
+                if hangs {
+                    scheme.log().parked += 1;
+                    held.push(op);
+                    continue;
+                }
+                let resp = op.handle_sync(caller, &mut scheme, &mut state);
                 socket.write_response(resp, SignalBehavior::Restart)?;
+            }
+            RequestKind::Cancellation(c) => {
+                if let Some(i) = held.iter().position(|op| op.req_id() == c.id) {
+                    let op = held.swap_remove(i);
+                    scheme.log().cancelled += 1;
+                    socket.write_response(Response::err(ECANCELED, op), SignalBehavior::Restart)?;
+                }
             }
             RequestKind::OnClose { id } => scheme.on_close(id),
             _ => {}

@@ -9,7 +9,7 @@ use libredox::call::{self, MmapArgs};
 use libredox::flag;
 use redox_host::{Cred, Kernel};
 use syscall::CallFlags;
-use syscall::error::{EACCES, EBADF, EEXIST, ENOENT};
+use syscall::error::{EACCES, EBADF, EEXIST, EINTR, ENOENT};
 
 struct Probe {
     kernel: Arc<Kernel>,
@@ -299,4 +299,33 @@ fn memory_is_contiguous_zeroed_and_translatable() {
         "below 4 GiB on request"
     );
     assert!(virt2 != 0);
+}
+
+#[test]
+fn interrupting_a_blocked_caller_sends_cancel_and_returns_eintr() {
+    let p = Probe::start();
+    let k = p.kernel.clone();
+    let client = k.process("reader", Cred::ROOT);
+    let blocked = k.spawn_in(&client, || {
+        let fd = call::open("/scheme/probe/hang", flag::O_RDONLY, 0)?;
+        let mut b = [0u8; 8];
+        call::read(fd, &mut b)
+    });
+    // The probe holds the read; wait until it has it (a condition, not a timed sleep).
+    while p.log().parked == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(k.interrupt(client.pid), 1, "one call in flight to cancel");
+    assert_eq!(
+        blocked.join().ok(),
+        Some(Err(libredox::error::Error::new(EINTR)))
+    );
+    assert_eq!(
+        p.log().cancelled,
+        1,
+        "the scheme saw the Cancel for that request"
+    );
+    let (_me, _g) = k.enter("other", Cred::ROOT);
+    assert_eq!(k.interrupt(client.pid), 0, "nothing left in flight");
+    p.barrier();
 }
