@@ -1,7 +1,7 @@
 //! `redox-host`: the simulated Redox machine on Linux.
 //!
 //! * `redox-host demo` boots it, starts the daemons, and shows them answering.
-//! * `redox-host mount <dir>` boots it, starts dsmild, and exposes `/scheme` at
+//! * `redox-host mount <dir>` boots it, starts dsmild and iommud, and exposes `/scheme` at
 //!   `<dir>` through FUSE until Ctrl-C (or SIGTERM), then unmounts cleanly.
 
 use std::path::Path;
@@ -37,6 +37,9 @@ fn mount(dir: &Path) -> ExitCode {
     // The simulated platform (SMM firmware, thermal sensor) outlives dsmild.
     let sim = redox_host::hw::smm::SimulatedDsmil::new(47);
     let dsmild = redox_host::boot::dsmild_simulated(&kernel, dsmil::Config::default(), &sim);
+    // iommud in front of the simulated AMD-Vi unit, so `<dir>/iommu` is there too.
+    let amdvi = redox_host::hw::amdvi::SimAmdVi::new(&kernel);
+    let iommud = redox_host::boot::iommud(&kernel, iommu::Config::default(), &amdvi);
     let mounted = match redox_host::fuse::mount(kernel.clone(), dir) {
         Ok(m) => m,
         Err(e) => {
@@ -59,9 +62,12 @@ fn mount(dir: &Path) -> ExitCode {
         eprintln!("redox-host mount: unmount {}: {e}", dir.display());
         code = ExitCode::FAILURE;
     }
-    if let Err(e) = dsmild.stop() {
-        eprintln!("redox-host mount: dsmild: {e}");
-        code = ExitCode::FAILURE;
+    for daemon in [dsmild, iommud] {
+        let name = daemon.scheme().to_string();
+        if let Err(e) = daemon.stop() {
+            eprintln!("redox-host mount: {name}: {e}");
+            code = ExitCode::FAILURE;
+        }
     }
     code
 }
