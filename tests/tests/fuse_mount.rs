@@ -28,8 +28,10 @@ struct Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        if let Some(m) = self.mounted.take() {
-            let _ = m.unmount();
+        if let Some(m) = self.mounted.take()
+            && let Err(e) = m.unmount()
+        {
+            eprintln!("!!! unmounting {}: {e}", self.dir.display());
         }
         let _ = std::fs::remove_dir(&self.dir);
     }

@@ -16,7 +16,7 @@ pub mod namespace;
 pub mod workers;
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
@@ -32,6 +32,7 @@ const SESSION_THREADS: usize = 4;
 pub struct Mounted {
     session: Option<BackgroundSession>,
     workers: Arc<Workers>,
+    dir: PathBuf,
 }
 
 impl Mounted {
@@ -43,7 +44,13 @@ impl Mounted {
     fn unmount_inner(&mut self) -> io::Result<()> {
         self.workers.close();
         match self.session.take() {
-            Some(s) => s.umount_and_join(),
+            Some(s) => match s.umount_and_join() {
+                // FUSE sends RELEASE after close(2) returns, so a client that
+                // just closed its last file can still hold the mount busy: detach
+                // it instead; the session ends when the kernel lets go.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => detach(&self.dir),
+                r => r,
+            },
             None => Ok(()),
         }
     }
@@ -54,6 +61,18 @@ impl Drop for Mounted {
         if let Err(e) = self.unmount_inner() {
             log::error!("redox-host mount: unmount: {e}");
         }
+    }
+}
+
+/// Lazy unmount (`MNT_DETACH`): gone from the namespace now, released when unused.
+fn detach(dir: &Path) -> io::Result<()> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -91,5 +110,6 @@ pub fn mount(kernel: Arc<Kernel>, dir: &Path) -> io::Result<Mounted> {
     Ok(Mounted {
         session: Some(session),
         workers,
+        dir: dir.to_path_buf(),
     })
 }
