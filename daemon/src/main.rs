@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use driver_sys::pci::PciFunction;
+use dsmil::controller::{ControllerConfig, DsmilController};
 use dsmil::{Config, Hardware};
 
 fn main() -> ExitCode {
@@ -10,7 +12,19 @@ fn main() -> ExitCode {
 
     let config = Config::default();
     // Without a thermal driver the sensor reads a constant, safe value.
-    let hardware = Hardware::minimal(40);
+    let mut hardware = Hardware::minimal(40);
+
+    // Started by pcid-spawner (daemon/config.toml), we hold the controller's pcid
+    // channel: device data then arrives by DMA into IOMMU-mapped buffers, with an
+    // MSI-X (or MSI, or INTx) completion interrupt. Started without it, we serve the
+    // scheme from the SMI path alone.
+    match PciFunction::connect_default() {
+        Ok(function) => match DsmilController::bind(function, &ControllerConfig::default()) {
+            Ok(controller) => hardware = hardware.device_memory(Box::new(controller)),
+            Err(e) => log::warn!("dsmild: DSMIL controller unusable ({e}); SMI path only"),
+        },
+        Err(e) => log::info!("dsmild: no DSMIL PCI function ({e}); SMI path only"),
+    }
 
     match dsmil::run(config, hardware) {
         Ok(()) => ExitCode::SUCCESS,
