@@ -61,10 +61,29 @@ pub fn dsmild(
     hardware: dsmil::Hardware,
 ) -> RunningDaemon {
     let scheme = config.scheme_name.clone();
-    let thread = kernel.spawn("dsmild", Cred::ROOT, move || {
+    start(kernel, "dsmild", scheme, move || {
         dsmil::run(config, hardware).map_err(|e| e.to_string())
-    });
-    kernel.wait_for_scheme(&scheme);
+    })
+}
+
+/// Spawns a daemon as root and waits for its scheme. A daemon that ends before
+/// registering is a failed start: this panics with its error rather than waiting
+/// forever (these starters serve tests and the demo).
+fn start(
+    kernel: &Arc<Kernel>,
+    name: &str,
+    scheme: String,
+    run: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> RunningDaemon {
+    let thread = kernel.spawn(name, Cred::ROOT, run);
+    if !kernel.wait_for_scheme_while(&scheme, || !thread.is_finished()) {
+        let why = match thread.join() {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => "it returned without registering".into(),
+            Err(_) => "it panicked".into(),
+        };
+        panic!("{name} failed to start scheme {scheme}: {why}");
+    }
     RunningDaemon {
         kernel: kernel.clone(),
         scheme,
@@ -82,13 +101,7 @@ pub fn iommud(
 ) -> RunningDaemon {
     let scheme = config.scheme_name.clone();
     let mmio = unit.mmio();
-    let thread = kernel.spawn("iommud", Cred::ROOT, move || {
+    start(kernel, "iommud", scheme, move || {
         iommu::run(config, vec![mmio]).map_err(|e| e.to_string())
-    });
-    kernel.wait_for_scheme(&scheme);
-    RunningDaemon {
-        kernel: kernel.clone(),
-        scheme,
-        thread: Some(thread),
-    }
+    })
 }

@@ -24,3 +24,16 @@ fn demo_shows_dsmil_answering() {
         assert!(report.contains(needle), "missing {needle:?} in:\n{report}");
     }
 }
+
+#[test]
+#[should_panic(expected = "dsmild failed to start scheme no/such: registering the scheme failed")]
+fn a_daemon_that_cannot_register_fails_fast() {
+    let k = redox_host::Kernel::boot();
+    // Scheme names cannot contain '/': registration fails with EINVAL and the daemon
+    // returns; the starter must report that instead of waiting for the name forever.
+    let config = dsmil::Config {
+        scheme_name: "no/such".into(),
+        ..dsmil::Config::default()
+    };
+    let _d = redox_host::boot::dsmild(&k, config, dsmil::Hardware::minimal(40));
+}
