@@ -7,7 +7,6 @@
 
 use std::collections::VecDeque;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use syscall::error::{EAGAIN, EBADF, ECANCELED, EINTR, EINVAL, EIO, ENODEV, Error, Result};
@@ -52,7 +51,6 @@ pub struct SchemeSocket {
     state: Mutex<SocketState>,
     readable: Waitpoint,
     hub: Arc<EventHub>,
-    requests: AtomicU64,
 }
 
 impl SchemeSocket {
@@ -63,13 +61,7 @@ impl SchemeSocket {
             state: Mutex::new(SocketState::default()),
             readable: Waitpoint::default(),
             hub,
-            requests: AtomicU64::new(0),
         }
-    }
-
-    /// Requests queued so far (for tests and stats).
-    pub fn requests_sent(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
     }
 
     fn wake_daemon(&self) {
@@ -97,7 +89,6 @@ impl SchemeSocket {
                 .push((sqe.tag, sqe.caller as usize, done.clone()));
             st.queue.push_back(sqe);
         }
-        self.requests.fetch_add(1, Ordering::Relaxed);
         self.wake_daemon();
         done.wait().unwrap_or(Err(Error::new(EIO)))
     }

@@ -7,7 +7,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,9 @@ impl Waitpoint {
 /// Lock-free: this is on the path of every scheme call.
 pub struct Completion<T> {
     state: AtomicU8,
+    /// Set by the waiter before it parks, so a completer whose waiter is still
+    /// spinning skips `unpark` (another cache line, and often a futex call).
+    parked: AtomicBool,
     value: UnsafeCell<Option<T>>,
     waiter: Thread,
 }
@@ -118,6 +121,7 @@ impl<T> Completion<T> {
     pub fn for_current_thread() -> Self {
         Self {
             state: AtomicU8::new(EMPTY),
+            parked: AtomicBool::new(false),
             value: UnsafeCell::new(None),
             waiter: thread::current(),
         }
@@ -135,8 +139,12 @@ impl<T> Completion<T> {
         // SAFETY: only the winner of the exchange above writes, and the waiter reads
         // only after DONE.
         unsafe { *self.value.get() = Some(value) };
-        self.state.store(DONE, Ordering::Release);
-        self.waiter.unpark();
+        // SeqCst pairs with the waiter's `parked` store then `state` load: at least one
+        // of the two sides sees the other, so a parked waiter is always woken.
+        self.state.store(DONE, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            self.waiter.unpark();
+        }
     }
 
     /// Whether a value was delivered.
@@ -149,7 +157,8 @@ impl<T> Completion<T> {
     /// Call it once, from the thread that created the completion.
     pub fn wait(&self) -> Option<T> {
         if !spin_until(|| self.is_done()) {
-            while !self.is_done() {
+            self.parked.store(true, Ordering::SeqCst);
+            while self.state.load(Ordering::SeqCst) != DONE {
                 thread::park();
             }
         }
