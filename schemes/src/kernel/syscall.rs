@@ -186,26 +186,45 @@ impl Context {
         }
     }
 
+    /// A Read or Write on a userspace scheme: the request points into the caller's
+    /// buffer, which stays valid because the caller blocks until the reply.
+    fn transfer(
+        &self,
+        desc: &Description,
+        socket: &SchemeSocket,
+        number: usize,
+        opcode: Opcode,
+        ptr: *mut u8,
+        len: usize,
+    ) -> Result<usize> {
+        let sqe = self.sqe(
+            opcode,
+            [
+                number as u64,
+                ptr as u64,
+                len as u64,
+                Self::offset_arg(desc),
+                desc.flags() as u64,
+                self.creds_arg(),
+            ],
+        );
+        let n = Self::regular(socket.request(sqe)?)?;
+        Self::advance(desc, n);
+        Ok(n)
+    }
+
     /// `read(fd, buf)`.
     pub fn read(&self, fd: usize, buf: &mut [u8]) -> Result<usize> {
         let desc = self.process.get(fd)?;
         match &desc.kind {
-            DescKind::UserFile { socket, number } => {
-                let sqe = self.sqe(
-                    Opcode::Read,
-                    [
-                        *number as u64,
-                        buf.as_mut_ptr() as u64,
-                        buf.len() as u64,
-                        Self::offset_arg(&desc),
-                        desc.flags() as u64,
-                        self.creds_arg(),
-                    ],
-                );
-                let n = Self::regular(socket.request(sqe)?)?;
-                Self::advance(&desc, n);
-                Ok(n)
-            }
+            DescKind::UserFile { socket, number } => self.transfer(
+                &desc,
+                socket,
+                *number,
+                Opcode::Read,
+                buf.as_mut_ptr(),
+                buf.len(),
+            ),
             DescKind::Socket(s) => s.read_requests(buf, desc.flags() & rflag::O_NONBLOCK != 0),
             DescKind::Kernel { scheme, handle, .. } => {
                 scheme.read(*handle, buf, desc.flags(), &self.caller())
@@ -219,20 +238,8 @@ impl Context {
         let desc = self.process.get(fd)?;
         match &desc.kind {
             DescKind::UserFile { socket, number } => {
-                let sqe = self.sqe(
-                    Opcode::Write,
-                    [
-                        *number as u64,
-                        buf.as_ptr() as u64,
-                        buf.len() as u64,
-                        Self::offset_arg(&desc),
-                        desc.flags() as u64,
-                        self.creds_arg(),
-                    ],
-                );
-                let n = Self::regular(socket.request(sqe)?)?;
-                Self::advance(&desc, n);
-                Ok(n)
+                let ptr = buf.as_ptr().cast_mut();
+                self.transfer(&desc, socket, *number, Opcode::Write, ptr, buf.len())
             }
             DescKind::Socket(s) => s.write_responses(buf, |fd| self.take_fd(fd)),
             DescKind::Kernel { scheme, handle, .. } => {
