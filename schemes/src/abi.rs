@@ -4,7 +4,8 @@
 //! each call to the current thread's simulated process ([`crate::kernel::Context`]).
 //! A thread that never entered a process gets `ENOSYS`, as does every call this
 //! mocked kernel does not emulate. [`DEFINED`] lists the symbols; a test compares it
-//! with what the locked libredox versions declare.
+//! with what the locked libredox versions and this workspace's own product crates
+//! declare (dsmild declares `redox_cur_thrfd_v0`, which libredox does not wrap).
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -266,6 +267,9 @@ abi! {
     }
     fn redox_event_queue_ctl_v1(queue: usize, fd: usize, flags: u32, user_data: usize) {
         sys(|c| c.event_queue_ctl(queue, fd, flags, user_data))
+    }
+    fn redox_cur_thrfd_v0() {
+        sys(|c| c.current_thread_fd())
     }
     fn redox_event_queue_destroy_v1(queue: usize) {
         sys(|c| c.close(queue))

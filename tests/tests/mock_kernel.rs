@@ -329,3 +329,21 @@ fn interrupting_a_blocked_caller_sends_cancel_and_returns_eintr() {
     assert_eq!(k.interrupt(client.pid), 0, "nothing left in flight");
     p.barrier();
 }
+
+#[test]
+fn io_port_privilege_is_granted_to_root_only() {
+    let k = Kernel::boot();
+    let user = k.spawn(
+        "user-driver",
+        Cred::USER,
+        dsmil::platform::acquire_port_io_rights,
+    );
+    assert_eq!(
+        user.join().ok(),
+        Some(Err(syscall::Error::new(syscall::error::EPERM)))
+    );
+    let (me, _g) = k.enter("dsmild", Cred::ROOT);
+    assert!(!me.has_io_privilege());
+    dsmil::platform::acquire_port_io_rights().expect("root gets Iopl");
+    assert!(me.has_io_privilege(), "the Iopl verb reached the kernel");
+}

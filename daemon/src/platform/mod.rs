@@ -17,6 +17,7 @@ mod port_io;
 mod smi_error;
 mod smi_status;
 mod token_io;
+mod x86_ports;
 
 pub use calling_interface::{
     BUFFER_PHYS_LIMIT, CALLING_INTERFACE_SIGNATURE, CLASS_TOKEN_READ, CLASS_TOKEN_WRITE,
@@ -40,6 +41,7 @@ pub use smi_status::{
     SmiCounters, SmiPolicy,
 };
 pub use token_io::TokenIo;
+pub use x86_ports::{X86PortIo, acquire_port_io_rights};
 
 #[cfg(test)]
 mod test_doubles;

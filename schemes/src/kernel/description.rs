@@ -41,6 +41,8 @@ pub enum DescKind {
     CreationCap,
     /// A namespace handle (`getns`).
     Namespace,
+    /// A kernel handle on the calling thread (relibc's `redox_cur_thrfd_v0`).
+    Thread,
 }
 
 /// One open file description.
@@ -102,7 +104,10 @@ impl Drop for Description {
             DescKind::UserFile { socket, number } => socket.send_close(*number),
             DescKind::Socket(s) => s.owner_closed(),
             DescKind::Kernel { scheme, handle, .. } => scheme.close(*handle),
-            DescKind::EventQueue(_) | DescKind::CreationCap | DescKind::Namespace => {}
+            DescKind::EventQueue(_)
+            | DescKind::CreationCap
+            | DescKind::Namespace
+            | DescKind::Thread => {}
         }
     }
 }

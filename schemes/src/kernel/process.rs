@@ -54,6 +54,7 @@ pub struct Process {
     /// Memory mapped through kernel schemes, by host address.
     pub mappings: Mutex<BTreeMap<usize, MmapGrant>>,
     null_namespace: AtomicBool,
+    io_privilege: AtomicBool,
 }
 
 impl Process {
@@ -66,6 +67,7 @@ impl Process {
             fds: Mutex::new(BTreeMap::new()),
             mappings: Mutex::new(BTreeMap::new()),
             null_namespace: AtomicBool::new(false),
+            io_privilege: AtomicBool::new(false),
         }
     }
 
@@ -149,6 +151,15 @@ impl Process {
     /// Whether `setrens(0, 0)` moved the process into the null namespace.
     pub fn in_null_namespace(&self) -> bool {
         self.null_namespace.load(Ordering::Acquire)
+    }
+
+    /// Whether the kernel granted this process x86 I/O port privilege (`Iopl`).
+    pub fn has_io_privilege(&self) -> bool {
+        self.io_privilege.load(Ordering::Acquire)
+    }
+
+    pub(super) fn grant_io_privilege(&self) {
+        self.io_privilege.store(true, Ordering::Release);
     }
 
     pub(super) fn enter_null_namespace(&self) {

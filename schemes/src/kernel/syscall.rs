@@ -294,6 +294,10 @@ impl Context {
                     .store(params.offset, std::sync::atomic::Ordering::Release);
                 d
             }
+            DescKind::Thread if buf == b"open_via_dup" => {
+                self.kernel
+                    .new_description(DescKind::Thread, rflag::O_RDWR, false)
+            }
             DescKind::UserFile { socket, number } => {
                 let sqe = self.sqe(
                     Opcode::Dup,
@@ -354,6 +358,7 @@ impl Context {
                 Self::regular(socket.request(sqe)?)
             }
             DescKind::Socket(s) => self.socket_call(s, payload, call_flags, metadata),
+            DescKind::Thread => self.thread_call(metadata),
             DescKind::Kernel { scheme, handle, .. } => {
                 scheme.call(*handle, payload, metadata, &self.caller())
             }
@@ -395,6 +400,29 @@ impl Context {
         } else {
             2
         })
+    }
+
+    /// Verbs on a thread handle. Only `Iopl` is emulated: root gets (simulated) I/O
+    /// port privilege, anyone else `EPERM`, as on Redox.
+    fn thread_call(&self, metadata: &[u64]) -> Result<usize> {
+        match metadata.first() {
+            Some(&verb) if verb == rflag::ProcSchemeVerb::Iopl as u64 => {
+                if self.process.uid != 0 {
+                    return Err(Error::new(syscall::error::EPERM));
+                }
+                self.process.grant_io_privilege();
+                Ok(0)
+            }
+            _ => Err(Error::new(EOPNOTSUPP)),
+        }
+    }
+
+    /// relibc's `redox_cur_thrfd_v0`: a handle on the calling thread.
+    pub fn current_thread_fd(&self) -> Result<usize> {
+        let d = self
+            .kernel
+            .new_description(DescKind::Thread, rflag::O_RDWR, false);
+        self.process.insert(d, true)
     }
 
     /// `fcntl(fd, cmd, arg)` with host flag values for `F_SETFL`/`F_GETFL`.
