@@ -15,6 +15,9 @@ pub struct Config {
     pub housekeeping_interval_ms: u32,
     /// The SMI command port (from the DMI table; usually 0xB2).
     pub smi_command_port: u16,
+    /// The Dell calling interface's SMI command code (from the DMI 0xDA structure).
+    /// `None` uses DSMIL's legacy SMI ports instead.
+    pub smi_command_code: Option<u8>,
 }
 
 impl Default for Config {
@@ -26,6 +29,7 @@ impl Default for Config {
             thermal_limit_celsius: 85,
             housekeeping_interval_ms: 1000,
             smi_command_port: 0xB2,
+            smi_command_code: None,
         }
     }
 }

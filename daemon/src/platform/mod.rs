@@ -14,6 +14,7 @@ mod device_memory;
 mod legacy_smi;
 mod mmio_window;
 mod port_io;
+mod smi_dma_buffer;
 mod smi_error;
 mod smi_status;
 mod token_io;
@@ -35,6 +36,7 @@ pub use mmio_window::{
     MmioCounters, MmioWindow, PhysMapper,
 };
 pub use port_io::{Clock, MonotonicClock, PortIo};
+pub use smi_dma_buffer::DmaSmiBuffer;
 pub use smi_error::SmiError;
 pub use smi_status::{
     DEFAULT_HANG_POLLS, DEFAULT_SMI_BUDGET, DEFAULT_SMI_RETRIES, STATUS_DONE, STATUS_ERROR,

@@ -6,7 +6,7 @@ use syscall::CallFlags;
 use syscall::error::Result;
 use syscall::flag::ProcSchemeVerb;
 
-use super::PortIo;
+use super::{PortIo, SmiRegisters, SmiTrigger};
 
 unsafe extern "C" {
     // relibc: the calling thread's kernel handle. libredox has no wrapper for it yet;
@@ -84,6 +84,26 @@ impl PortIo for X86PortIo {
     fn outl(&mut self, port: u16, value: u32) {
         unsafe {
             core::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+        };
+    }
+}
+
+// The Dell calling interface: EBX = buffer, ECX = "BSI1", then the command byte to
+// the SMI port. LLVM reserves RBX, so it is swapped in and out around the `out`.
+// No `nomem`: SMM firmware writes the command buffer's output words.
+impl SmiTrigger for X86PortIo {
+    fn raise(&mut self, r: SmiRegisters) {
+        unsafe {
+            core::arch::asm!(
+                "xchg {b}, rbx",
+                "out dx, al",
+                "xchg {b}, rbx",
+                b = inout(reg) u64::from(r.ebx) => _,
+                in("ecx") r.ecx,
+                in("dx") r.command_port,
+                in("al") r.command_code,
+                options(nostack),
+            )
         };
     }
 }

@@ -398,6 +398,15 @@ impl SimulatedDsmil {
         }
     }
 
+    /// The SMI trigger of the calling interface alone, for a daemon that brings its
+    /// own command buffer (as `dsmild` does with [`dsmil::platform::DmaSmiBuffer`]).
+    pub fn calling_interface_trigger(&self, phys: &Arc<PhysArena>) -> SmmCallingInterface {
+        SmmCallingInterface {
+            ports: self.firmware.ports(),
+            phys: phys.clone(),
+        }
+    }
+
     /// dsmild's view with the Dell calling interface instead of the legacy
     /// ports: the command buffer is allocated in `phys` below 4 GiB.
     pub fn hardware_calling_interface(&self, phys: &Arc<PhysArena>) -> Result<dsmil::Hardware> {
