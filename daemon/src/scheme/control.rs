@@ -8,7 +8,9 @@ use super::handle::{ControlSession, Handle, SessionKind};
 use super::oplog::Target;
 use crate::device::{ReadSession, ScanSession};
 use crate::machine::Machine;
-use crate::wire::{CHUNK_SIZE, ControlRequest, DeviceInfo, Op, VersionInfo, encode_device_list};
+use crate::wire::{
+    CHUNK_SIZE, ControlRequest, DeviceInfo, Op, SessionStart, VersionInfo, encode_device_list,
+};
 
 /// A reply: fixed-size replies (up to one chunk) stay inline, so the chunk
 /// paths allocate nothing; the whole-table and whole-device replies own a
@@ -86,6 +88,34 @@ impl DsmilScheme {
         outcome
     }
 
+    /// Starts a session on control handle `id`: reserves a slot under the session
+    /// limit, builds the session (giving the slot back if that fails), stores it in
+    /// the handle and answers with its start reply.
+    fn start_session(
+        &mut self,
+        id: usize,
+        now: u64,
+        build: impl FnOnce(&mut Self, u64) -> Result<(SessionStart, SessionKind)>,
+    ) -> Result<ControlReply> {
+        sessions_of(&mut self.handles, id)?;
+        let sid = self.reserve_session()?;
+        let (start, kind) = match build(self, sid) {
+            Ok(built) => built,
+            Err(e) => {
+                self.release_sessions(1, false);
+                return Err(e);
+            }
+        };
+        sessions_of(&mut self.handles, id)?.insert(
+            sid,
+            ControlSession {
+                kind,
+                last_used_ms: now,
+            },
+        );
+        ControlReply::inline(|out| start.encode(out))
+    }
+
     fn execute_op(&mut self, id: usize, req: &ControlRequest, uid: u32) -> Result<ControlReply> {
         let now = self.now_ms();
         match req.op {
@@ -111,51 +141,18 @@ impl DsmilScheme {
                 let token = Machine::token(req.arg0)?;
                 self.machine.capture(token, uid).map(ControlReply::Owned)
             }
-            Op::ScanStart => {
-                sessions_of(&mut self.handles, id)?;
-                let sid = self.reserve_session()?;
-                self.last_scan_ms = now;
-                let session = match ScanSession::new(sid, self.machine.table().snapshot()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.release_sessions(1, false);
-                        return Err(e);
-                    }
-                };
-                let start = session.start_reply();
-                sessions_of(&mut self.handles, id)?.insert(
-                    sid,
-                    ControlSession {
-                        kind: SessionKind::Scan(session),
-                        last_used_ms: now,
-                    },
-                );
-                ControlReply::inline(|out| start.encode(out))
-            }
+            Op::ScanStart => self.start_session(id, now, |me, sid| {
+                me.last_scan_ms = now;
+                let s = ScanSession::new(sid, me.machine.table().snapshot())?;
+                Ok((s.start_reply(), SessionKind::Scan(s)))
+            }),
             Op::ReadStart => {
                 let token = Machine::token(req.arg0)?;
-                sessions_of(&mut self.handles, id)?;
-                let sid = self.reserve_session()?;
-                let session = self
-                    .machine
-                    .capture(token, uid)
-                    .and_then(|data| ReadSession::new(sid, token, data));
-                let session = match session {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.release_sessions(1, false);
-                        return Err(e);
-                    }
-                };
-                let start = session.start_reply();
-                sessions_of(&mut self.handles, id)?.insert(
-                    sid,
-                    ControlSession {
-                        kind: SessionKind::Read(session),
-                        last_used_ms: now,
-                    },
-                );
-                ControlReply::inline(|out| start.encode(out))
+                self.start_session(id, now, |me, sid| {
+                    let data = me.machine.capture(token, uid)?;
+                    let s = ReadSession::new(sid, token, data)?;
+                    Ok((s.start_reply(), SessionKind::Read(s)))
+                })
             }
             Op::ScanChunk | Op::ReadChunk => {
                 if req.op == Op::ReadChunk {
