@@ -1,0 +1,1 @@
+//! redox-real.md §1: the kernel `irq` scheme (kernel `src/scheme/irq.rs`).
