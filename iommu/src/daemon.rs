@@ -19,6 +19,7 @@ use crate::contiguous::ContiguousAllocator;
 use crate::scheme::IommuScheme;
 use crate::service::Iommu;
 use crate::table_memory::SchemeTableMemory;
+use crate::unit::IommuUnit;
 
 const BATCH: usize = 32;
 
@@ -80,18 +81,28 @@ impl FlushTimer {
     }
 }
 
-/// Builds the served state: allocates each unit's device table, command ring
-/// and event log, initialises the units (every device blocked until assigned),
-/// and sets up page-table memory. Needs root (the `translation` handle).
+/// Builds the served state for AMD-Vi units behind `units` (register
+/// interfaces): see [`build_with`].
 pub fn build(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<Iommu, DaemonError> {
+    build_with(config, |memory| {
+        let mut drivers: Vec<Box<dyn IommuUnit>> = Vec::with_capacity(units.len());
+        for mmio in units {
+            drivers.push(Box::new(AmdViUnit::new(mmio, memory)?));
+        }
+        Ok(drivers)
+    })
+}
+
+/// Builds the served state: `make_units` allocates each unit's tables and
+/// queues from the memory scheme (any vendor), then the units are brought
+/// up (every device in the state its unit starts it in) and page-table
+/// memory is set up. Needs root (the `translation` handle).
+pub fn build_with(
+    config: Config,
+    make_units: impl FnOnce(&ContiguousAllocator) -> syscall::Result<Vec<Box<dyn IommuUnit>>>,
+) -> Result<Iommu, DaemonError> {
     let memory = sys("opening the memory scheme", ContiguousAllocator::open())?;
-    let mut drivers = Vec::with_capacity(units.len());
-    for mmio in units {
-        drivers.push(sys(
-            "allocating a unit's tables",
-            AmdViUnit::new(mmio, &memory),
-        )?);
-    }
+    let drivers = sys("allocating the units' tables", make_units(&memory))?;
     let tables = SchemeTableMemory::new(memory, config.max_page_tables);
     let mut iommu = Iommu::new(config, drivers, tables);
     sys("initialising the units", iommu.init_units(None))?;

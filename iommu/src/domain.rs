@@ -1,5 +1,6 @@
-//! A domain: one I/O address space — an IOVA allocator plus the AMD-Vi page
-//! tables that the devices assigned to it are translated through.
+//! A domain: one I/O address space — an IOVA allocator plus the page tables
+//! (in the unit's format) that the devices assigned to it are translated
+//! through.
 //!
 //! Invalidation is deliberately not here: [`Domain::unmap`] returns the
 //! range whose IOTLB entries the caller must invalidate (strictly, before
@@ -12,10 +13,12 @@ use std::collections::BTreeMap;
 
 use syscall::error::{EINVAL, ENOENT, ENOSPC, Error, Result};
 
+use crate::format::PageTableFormat;
 use crate::iova::{IovaAllocator, WindowUsage};
 use crate::page_table::{Access, PagePolicy, PageTable, Translation};
 use crate::phys::PageTableMemory;
 use crate::protocol::{MapFlags, PAGE_SIZE};
+use crate::pte::AMD_V1;
 
 /// How a domain is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,14 +115,28 @@ pub struct Domain {
 }
 
 impl Domain {
-    /// A domain with empty page tables (one root table from `mem`).
+    /// A domain with empty AMD-Vi v1 page tables (one root table from `mem`).
     pub fn new<M: PageTableMemory + ?Sized>(
         id: u16,
         config: DomainConfig,
         mem: &mut M,
     ) -> Result<Self> {
+        Self::with_format(id, config, &AMD_V1, mem)
+    }
+
+    /// A domain with empty page tables in `format`: as few levels as the
+    /// format allows, growing up to what `config.address_bits` needs (within
+    /// the format's range).
+    pub fn with_format<M: PageTableMemory + ?Sized>(
+        id: u16,
+        config: DomainConfig,
+        format: &'static dyn PageTableFormat,
+        mem: &mut M,
+    ) -> Result<Self> {
         let iova = IovaAllocator::new(config.address_bits)?;
-        let tables = PageTable::new(mem, levels_for(config.address_bits))?;
+        let range = format.level_range();
+        let max = levels_for(config.address_bits).clamp(*range.start(), *range.end());
+        let tables = PageTable::with_format(mem, format, *range.start(), max)?;
         Ok(Self {
             id,
             config,

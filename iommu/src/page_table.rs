@@ -1,13 +1,17 @@
-//! AMD-Vi v1 I/O page tables: map, unmap, translate.
+//! I/O page tables: map, unmap, translate, for any vendor's entry format.
 //!
-//! Tables are 4 KiB arrays of 512 [`Pte`]s in [`PageTableMemory`]. Levels are
+//! Tables are 4 KiB arrays of 512 eight-byte entries in [`PageTableMemory`],
+//! encoded and decoded by a [`PageTableFormat`] (AMD-Vi v1 by default, see
+//! [`crate::pte`]; the unit says which, see
+//! [`crate::unit::IommuUnit::page_table_format`]). Levels are
 //! numbered as the hardware does: a level-1 table holds 4 KiB leaves, level 2
 //! covers 2 MiB per entry, level 3 1 GiB, and the index into a level-`L`
-//! table is `(iova >> (12 + 9 * (L - 1))) & 0x1FF`. A table starts with 3
-//! levels (39-bit IOVAs) and grows a level (a new root whose entry 0 points at
-//! the old one) whenever an IOVA needs it, up to the configured maximum. The
-//! root therefore changes: the device table entry must be rewritten from
-//! [`PageTable::root`] and [`PageTable::levels`] after a map.
+//! table is `(iova >> (12 + 9 * (L - 1))) & 0x1FF`. A table starts with the
+//! levels it is created with (3: 39-bit IOVAs) and grows a level (a new root
+//! whose entry 0 points at the old one) whenever an IOVA needs it, up to the
+//! configured maximum. The root therefore changes: the device's entry in the
+//! unit must be rewritten from [`PageTable::root`] and [`PageTable::levels`]
+//! after a map.
 //!
 //! Present-entry counts per table are kept beside the tables (the hardware
 //! format has no spare bits for it), so an emptied table is found and freed
@@ -18,9 +22,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use syscall::error::{EEXIST, EINVAL, ENOENT, Error, Result};
 
+use crate::format::{Entry, PageTableFormat};
 use crate::phys::PageTableMemory;
 pub use crate::pte::Access;
-use crate::pte::{NEXT_LEVEL_OTHER_SIZE, PHYS_LIMIT, Pte};
+use crate::pte::{AMD_V1, PHYS_LIMIT};
 
 /// 4 KiB.
 pub const PAGE_4K: u64 = 1 << 12;
@@ -93,9 +98,10 @@ const fn covers(levels: u8, last: u64) -> bool {
     bits >= 64 || last >> bits == 0
 }
 
-/// One domain's AMD-Vi v1 page tables.
+/// One domain's I/O page tables.
 #[derive(Debug)]
 pub struct PageTable {
+    format: &'static dyn PageTableFormat,
     root: u64,
     levels: u8,
     max_levels: u8,
@@ -112,19 +118,39 @@ impl std::fmt::Debug for TableHasher {
 impl PageTable {
     /// An empty 3-level table that may grow to `max_levels` (3..=6; 4 gives
     /// 48-bit IOVAs). `EINVAL` for other level counts, `ENOMEM` from memory.
+    /// The table uses the AMD-Vi v1 format.
     pub fn new<M: PageTableMemory + ?Sized>(mem: &mut M, max_levels: u8) -> Result<Self> {
-        if !(INITIAL_LEVELS..=MAX_LEVELS).contains(&max_levels) {
+        Self::with_format(mem, &AMD_V1, INITIAL_LEVELS, max_levels)
+    }
+
+    /// An empty table in `format` with `levels` levels that may grow to
+    /// `max_levels`. `EINVAL` unless `levels <= max_levels` and both lie in
+    /// the format's [`level_range`](PageTableFormat::level_range).
+    pub fn with_format<M: PageTableMemory + ?Sized>(
+        mem: &mut M,
+        format: &'static dyn PageTableFormat,
+        levels: u8,
+        max_levels: u8,
+    ) -> Result<Self> {
+        let range = format.level_range();
+        if levels > max_levels || !range.contains(&levels) || !range.contains(&max_levels) {
             return Err(Error::new(EINVAL));
         }
         let root = mem.alloc_table()?;
         let mut counts = HashMap::default();
         counts.insert(root, 0);
         Ok(Self {
+            format,
             root,
-            levels: INITIAL_LEVELS,
+            levels,
             max_levels,
             counts,
         })
+    }
+
+    /// The entry format.
+    pub fn format(&self) -> &'static dyn PageTableFormat {
+        self.format
     }
 
     /// Physical address of the root table (for the device table entry).
@@ -177,7 +203,7 @@ impl PageTable {
                 self.counts.remove(&self.root);
                 self.counts.insert(new_root, 0);
             } else {
-                mem.write_u64(new_root, Pte::directory(self.root, self.levels).0);
+                mem.write_u64(new_root, self.format.directory(self.root, self.levels + 1));
                 self.counts.insert(new_root, 1);
             }
             self.root = new_root;
@@ -187,9 +213,9 @@ impl PageTable {
     }
 
     /// The leaf level to use at `iova` mapping `phys` with `remaining` bytes left.
-    fn leaf_level(policy: PagePolicy, iova: u64, phys: u64, remaining: u64) -> u8 {
+    fn leaf_level(&self, policy: PagePolicy, iova: u64, phys: u64, remaining: u64) -> u8 {
         if policy == PagePolicy::Largest {
-            for level in [3u8, 2] {
+            for level in (2..=self.format.max_leaf_level().min(3)).rev() {
                 let size = entry_size(level);
                 if (iova | phys).is_multiple_of(size) && remaining >= size {
                     return level;
@@ -248,22 +274,25 @@ impl PageTable {
         policy: PagePolicy,
     ) -> Result<()> {
         let mut phys = phys + (*cur - iova);
-        let leaf_level = Self::leaf_level(policy, *cur, phys, end - *cur);
+        let leaf_level = self.leaf_level(policy, *cur, phys, end - *cur);
+        let format = self.format;
         let mut table = self.root;
         let mut level = self.levels;
         while level > leaf_level {
             let slot = table + index(level, *cur) * 8;
-            let entry = Pte(mem.read_u64(slot));
-            if !entry.is_present() {
-                let child = mem.alloc_table()?;
-                mem.write_u64(slot, Pte::directory(child, level - 1).0);
-                self.add_count(table, 1);
-                self.counts.insert(child, 0);
-                table = child;
-            } else if entry.is_leaf() || entry.next_level() != level - 1 {
-                return Err(Error::new(EEXIST));
-            } else {
-                table = entry.address();
+            match format.decode(mem.read_u64(slot), level) {
+                Entry::Absent => {
+                    let child = mem.alloc_table()?;
+                    mem.write_u64(slot, format.directory(child, level));
+                    self.add_count(table, 1);
+                    self.counts.insert(child, 0);
+                    table = child;
+                }
+                Entry::Table {
+                    table: next,
+                    next_level,
+                } if next_level == level - 1 => table = next,
+                _ => return Err(Error::new(EEXIST)),
             }
             level -= 1;
         }
@@ -272,17 +301,17 @@ impl PageTable {
         let mut written = 0;
         let result = loop {
             let slot = table + idx * 8;
-            if Pte(mem.read_u64(slot)).is_present() {
+            if format.decode(mem.read_u64(slot), leaf_level) != Entry::Absent {
                 break Err(Error::new(EEXIST));
             }
-            mem.write_u64(slot, Pte::leaf(phys, access).0);
+            mem.write_u64(slot, format.leaf(phys, leaf_level, access));
             written += 1;
             *cur += size;
             phys += size;
             idx += 1;
             if *cur >= end
                 || idx == ENTRIES
-                || Self::leaf_level(policy, *cur, phys, end - *cur) != leaf_level
+                || self.leaf_level(policy, *cur, phys, end - *cur) != leaf_level
             {
                 break Ok(());
             }
@@ -329,11 +358,15 @@ impl PageTable {
         while cur < end {
             let entry_start = cur & !(size - 1);
             let entry_end = entry_start.saturating_add(size).min(end);
-            let entry = Pte(mem.read_u64(table + index(level, cur) * 8));
-            if entry.is_leaf() {
-                total += entry_end - cur;
-            } else if entry.is_present() && level > 1 && entry.next_level() == level - 1 {
-                total += self.mapped_bytes(mem, entry.address(), level - 1, cur, entry_end);
+            match self
+                .format
+                .decode(mem.read_u64(table + index(level, cur) * 8), level)
+            {
+                Entry::Leaf { .. } => total += entry_end - cur,
+                Entry::Table { table, next_level } if level > 1 && next_level == level - 1 => {
+                    total += self.mapped_bytes(mem, table, level - 1, cur, entry_end);
+                }
+                _ => {}
             }
             cur = entry_end;
         }
@@ -350,27 +383,27 @@ impl PageTable {
         let mut level = self.levels;
         while level > 1 {
             let slot = table + index(level, addr) * 8;
-            let entry = Pte(mem.read_u64(slot));
-            if !entry.is_present() {
-                return Ok(());
-            }
-            if entry.is_leaf() {
-                if addr.is_multiple_of(entry_size(level)) {
-                    return Ok(());
+            match self.format.decode(mem.read_u64(slot), level) {
+                Entry::Leaf { phys, access } => {
+                    if addr.is_multiple_of(entry_size(level)) {
+                        return Ok(());
+                    }
+                    let child = mem.alloc_table()?;
+                    let child_size = entry_size(level - 1);
+                    for i in 0..ENTRIES {
+                        mem.write_u64(
+                            child + i * 8,
+                            self.format.leaf(phys + i * child_size, level - 1, access),
+                        );
+                    }
+                    self.counts.insert(child, ENTRIES as u16);
+                    // The full child is in memory before the entry that
+                    // makes the unit walk it.
+                    mem.write_u64(slot, self.format.directory(child, level));
+                    table = child;
                 }
-                let child = mem.alloc_table()?;
-                let child_size = entry_size(level - 1);
-                for i in 0..ENTRIES {
-                    mem.write_u64(
-                        child + i * 8,
-                        Pte::leaf(entry.address() + i * child_size, entry.access()).0,
-                    );
-                }
-                self.counts.insert(child, ENTRIES as u16);
-                mem.write_u64(slot, Pte::directory(child, level - 1).0);
-                table = child;
-            } else {
-                table = entry.address();
+                Entry::Table { table: next, .. } => table = next,
+                Entry::Absent | Entry::Foreign => return Ok(()),
             }
             level -= 1;
         }
@@ -394,19 +427,24 @@ impl PageTable {
             let entry_start = cur & !(size - 1);
             let entry_end = entry_start.saturating_add(size).min(end);
             let slot = table + index(level, cur) * 8;
-            let entry = Pte(mem.read_u64(slot));
-            if entry.is_leaf() {
-                mem.write_u64(slot, 0);
-                cleared += 1;
-            } else if entry.is_present() && level > 1 && entry.next_level() == level - 1 {
-                let child = entry.address();
-                self.clear(mem, child, level - 1, cur, entry_end);
-                if self.count(child) == 0 {
+            match self.format.decode(mem.read_u64(slot), level) {
+                Entry::Leaf { .. } => {
                     mem.write_u64(slot, 0);
-                    mem.free_table(child);
-                    self.counts.remove(&child);
                     cleared += 1;
                 }
+                Entry::Table {
+                    table: child,
+                    next_level,
+                } if level > 1 && next_level == level - 1 => {
+                    self.clear(mem, child, level - 1, cur, entry_end);
+                    if self.count(child) == 0 {
+                        mem.write_u64(slot, 0);
+                        mem.free_table(child);
+                        self.counts.remove(&child);
+                        cleared += 1;
+                    }
+                }
+                _ => {}
             }
             cur = entry_end;
         }
@@ -421,12 +459,13 @@ impl PageTable {
             let mut level = self.levels;
             while level > 1 {
                 let slot = table + index(level, iova) * 8;
-                let entry = Pte(mem.read_u64(slot));
-                if !entry.is_present() || entry.is_leaf() {
+                let Entry::Table { table: child, .. } =
+                    self.format.decode(mem.read_u64(slot), level)
+                else {
                     break;
-                }
-                path.push((table, slot, entry.address()));
-                table = entry.address();
+                };
+                path.push((table, slot, child));
+                table = child;
                 level -= 1;
             }
             for (parent, slot, child) in path.into_iter().rev() {
@@ -443,7 +482,7 @@ impl PageTable {
 
     /// Walks the tables as the IOMMU would. `None` for a not-present entry,
     /// an IOVA beyond the table's reach, or an entry this crate never writes
-    /// (NextLevel 7, or a NextLevel that does not descend).
+    /// ([`Entry::Foreign`]).
     pub fn translate<M: PageTableMemory + ?Sized>(
         &self,
         mem: &M,
@@ -455,23 +494,24 @@ impl PageTable {
         let mut table = self.root;
         let mut level = self.levels;
         loop {
-            let entry = Pte(mem.read_u64(table + index(level, iova) * 8));
-            if !entry.is_present() {
-                return None;
-            }
-            match entry.next_level() {
-                0 => {
+            match self
+                .format
+                .decode(mem.read_u64(table + index(level, iova) * 8), level)
+            {
+                Entry::Leaf { phys, access } => {
                     let page_size = entry_size(level);
                     return Some(Translation {
-                        phys: (entry.address() & !(page_size - 1)) | (iova & (page_size - 1)),
-                        access: entry.access(),
+                        phys: (phys & !(page_size - 1)) | (iova & (page_size - 1)),
+                        access,
                         page_size,
                     });
                 }
-                NEXT_LEVEL_OTHER_SIZE => return None,
-                next if next < level => {
-                    table = entry.address();
-                    level = next;
+                Entry::Table {
+                    table: next,
+                    next_level,
+                } if next_level < level && next_level > 0 => {
+                    table = next;
+                    level = next_level;
                 }
                 _ => return None,
             }

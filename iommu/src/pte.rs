@@ -10,6 +10,8 @@
 //! | 61 | IR, device may read |
 //! | 62 | IW, device may write |
 
+use crate::format::{Entry, PageTableFormat};
+
 /// Present.
 pub const PR: u64 = 1 << 0;
 /// First bit of the NextLevel field.
@@ -102,6 +104,55 @@ impl Pte {
         Access {
             read: self.0 & IR != 0,
             write: self.0 & IW != 0,
+        }
+    }
+}
+
+/// The AMD-Vi v1 format as a [`PageTableFormat`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AmdV1Format;
+
+/// The one instance units hand out.
+pub static AMD_V1: AmdV1Format = AmdV1Format;
+
+impl PageTableFormat for AmdV1Format {
+    fn name(&self) -> &'static str {
+        "amd-v1"
+    }
+
+    fn max_leaf_level(&self) -> u8 {
+        3
+    }
+
+    fn level_range(&self) -> core::ops::RangeInclusive<u8> {
+        3..=6
+    }
+
+    fn directory(&self, table: u64, level: u8) -> u64 {
+        Pte::directory(table, level.saturating_sub(1)).0
+    }
+
+    fn leaf(&self, phys: u64, _level: u8, access: Access) -> u64 {
+        Pte::leaf(phys, access).0
+    }
+
+    fn decode(&self, raw: u64, level: u8) -> Entry {
+        let pte = Pte(raw);
+        if !pte.is_present() {
+            return Entry::Absent;
+        }
+        match pte.next_level() {
+            0 => Entry::Leaf {
+                phys: pte.address(),
+                access: pte.access(),
+            },
+            // Skipped levels are legal for the hardware (a walk may jump
+            // several levels); the table code decides whether it follows.
+            next if next < level && next != NEXT_LEVEL_OTHER_SIZE => Entry::Table {
+                table: pte.address(),
+                next_level: next,
+            },
+            _ => Entry::Foreign,
         }
     }
 }

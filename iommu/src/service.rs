@@ -11,14 +11,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use syscall::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, Error, Result};
 
-use crate::amdvi::{AmdViUnit, DeviceTableEntry, EventLogEntry};
 use crate::bdf::Bdf;
 use crate::config::Config;
 use crate::domain::{Domain, DomainConfig};
 use crate::flush_queue::{FlushGenerations, FlushQueue, Invalidation};
 use crate::page_table::Translation;
 use crate::protocol::MapFlags;
+use crate::pte::AMD_V1;
 use crate::table_memory::SchemeTableMemory;
+use crate::unit::{DeviceState, DomainTables, FaultCause, IommuUnit, UnitFault};
 
 /// One domain and what iommud keeps beside it.
 #[derive(Debug)]
@@ -51,8 +52,8 @@ pub struct Assignment {
 pub struct FaultRecord {
     /// Unit that logged it.
     pub unit: usize,
-    /// The raw event.
-    pub event: EventLogEntry,
+    /// What the unit recorded.
+    pub fault: UnitFault,
 }
 
 /// Daemon-wide counters.
@@ -80,14 +81,14 @@ pub struct Drained {
     /// Events drained.
     pub count: u64,
     /// The first of them.
-    pub first: Option<EventLogEntry>,
+    pub first: Option<UnitFault>,
 }
 
 /// Everything iommud serves.
 #[derive(Debug)]
 pub struct Iommu {
     config: Config,
-    units: Vec<AmdViUnit>,
+    units: Vec<Box<dyn IommuUnit>>,
     memory: SchemeTableMemory,
     domains: BTreeMap<u16, DomainState>,
     devices: BTreeMap<u16, Assignment>,
@@ -117,7 +118,7 @@ fn may_change(owner: u32, uid: u32) -> Result<()> {
 impl Iommu {
     /// Serves `units` with page tables from `memory`. Units are not
     /// initialised here (see [`init_units`](Self::init_units)).
-    pub fn new(config: Config, units: Vec<AmdViUnit>, memory: SchemeTableMemory) -> Self {
+    pub fn new(config: Config, units: Vec<Box<dyn IommuUnit>>, memory: SchemeTableMemory) -> Self {
         Self {
             config,
             units,
@@ -136,7 +137,7 @@ impl Iommu {
     }
 
     /// The units.
-    pub fn units(&self) -> &[AmdViUnit] {
+    pub fn units(&self) -> &[Box<dyn IommuUnit>] {
         &self.units
     }
 
@@ -176,7 +177,7 @@ impl Iommu {
         let mut newly = 0;
         let attempted = range.len() as u32;
         for u in self.units.get_mut(range).into_iter().flatten() {
-            if u.init() {
+            if u.init()? {
                 newly += 1;
             }
         }
@@ -207,7 +208,12 @@ impl Iommu {
             quota_bytes: self.config.default_quota_bytes,
             ..DomainConfig::default()
         };
-        let domain = Domain::new(id, config, &mut self.memory)?;
+        // One vendor per machine: every unit walks the same format.
+        let format = self
+            .units
+            .first()
+            .map_or(&AMD_V1 as _, |u| u.page_table_format());
+        let domain = Domain::with_format(id, config, format, &mut self.memory)?;
         self.domains.insert(
             id,
             DomainState {
@@ -246,9 +252,23 @@ impl Iommu {
         Ok(())
     }
 
-    fn invalidate(units: &mut [AmdViUnit], domain: u16, iova: u64, size: u64) -> Result<()> {
+    /// Invalidates `[iova, iova + size)` of `domain` (`size == u64::MAX`:
+    /// all of it) on every unit and waits until each unit completed it.
+    fn invalidate(
+        units: &mut [Box<dyn IommuUnit>],
+        domain: u16,
+        iova: u64,
+        size: u64,
+    ) -> Result<()> {
         for unit in units.iter_mut().filter(|u| u.is_initialised()) {
-            unit.invalidate_pages(domain, iova, size)?;
+            if size == u64::MAX {
+                unit.invalidate_domain(domain)?;
+            } else {
+                unit.invalidate_range(domain, iova, size)?;
+            }
+        }
+        for unit in units.iter_mut().filter(|u| u.is_initialised()) {
+            unit.sync()?;
         }
         Ok(())
     }
@@ -285,7 +305,7 @@ impl Iommu {
 
     fn rewrite_entries(&mut self, id: u16) -> Result<()> {
         let d = self.domains.get(&id).ok_or(Error::new(ENOENT))?;
-        let entry = DeviceTableEntry::translated(id, d.domain.root(), d.domain.levels());
+        let entry = Self::translated(id, &d.domain);
         let devices: Vec<u16> = d.devices.iter().copied().collect();
         for rid in devices {
             let unit = self.devices.get(&rid).map_or(0, |a| a.unit);
@@ -294,9 +314,17 @@ impl Iommu {
         Ok(())
     }
 
-    fn write_entry(&mut self, unit: usize, rid: u16, entry: DeviceTableEntry) -> Result<()> {
+    fn translated(id: u16, domain: &Domain) -> DeviceState {
+        DeviceState::Translated(DomainTables {
+            domain_id: id,
+            root: domain.root(),
+            levels: domain.levels(),
+        })
+    }
+
+    fn write_entry(&mut self, unit: usize, rid: u16, entry: DeviceState) -> Result<()> {
         let unit = self.units.get_mut(unit).ok_or(Error::new(ENODEV))?;
-        unit.set_device_entry(rid, entry)?;
+        unit.set_device(rid, entry)?;
         self.counters.device_entries_written += 1;
         Ok(())
     }
@@ -415,14 +443,14 @@ impl Iommu {
             self.domain_for_change(old.domain, uid)?;
         }
         let d = self.domain(id)?;
-        let entry = DeviceTableEntry::translated(id, d.domain.root(), d.domain.levels());
+        let entry = Self::translated(id, &d.domain);
         self.write_entry(unit, rid, entry)?;
         if let Some(old) = self.devices.insert(rid, Assignment { domain: id, unit }) {
             if let Some(od) = self.domains.get_mut(&old.domain) {
                 od.devices.remove(&rid);
             }
             if old.unit != unit {
-                self.write_entry(old.unit, rid, DeviceTableEntry::BLOCKED)?;
+                self.write_entry(old.unit, rid, DeviceState::Blocked)?;
             }
         }
         if let Some(d) = self.domains.get_mut(&id) {
@@ -436,7 +464,7 @@ impl Iommu {
         let rid = bdf.requester_id();
         let a = *self.devices.get(&rid).ok_or(Error::new(ENOENT))?;
         self.domain_for_change(a.domain, uid)?;
-        self.write_entry(a.unit, rid, DeviceTableEntry::BLOCKED)?;
+        self.write_entry(a.unit, rid, DeviceState::Blocked)?;
         self.devices.remove(&rid);
         if let Some(d) = self.domains.get_mut(&a.domain) {
             d.devices.remove(&rid);
@@ -450,12 +478,12 @@ impl Iommu {
         for (index, unit) in self.units.iter_mut().enumerate() {
             let (pending, history, counters) =
                 (&mut self.pending, &mut self.history, &mut self.counters);
-            unit.drain_events(|event| {
+            unit.drain_faults(&mut |fault| {
                 counters.events += 1;
-                if event.page_fault().is_some() {
+                if fault.cause != FaultCause::Other {
                     counters.faults += 1;
                 }
-                let record = FaultRecord { unit: index, event };
+                let record = FaultRecord { unit: index, fault };
                 if pending.len() >= limit {
                     pending.pop_front();
                     counters.events_dropped += 1;
@@ -482,7 +510,7 @@ impl Iommu {
                 return true;
             }
             drained.count += 1;
-            drained.first.get_or_insert(r.event);
+            drained.first.get_or_insert(r.fault);
             false
         });
         Ok(drained)

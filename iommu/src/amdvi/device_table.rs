@@ -53,6 +53,19 @@ impl DeviceTableEntry {
         domain_id: 0,
     };
 
+    /// The entry of a device no domain holds, left in passthrough: valid,
+    /// translated, Mode 0 (addresses are not translated), IR and IW
+    /// (Linux's `set_dte_passthrough`), DomainID 0 (no domain's id).
+    pub const PASSTHROUGH: DeviceTableEntry = DeviceTableEntry {
+        valid: true,
+        translation_valid: true,
+        mode: 0,
+        root: 0,
+        read: true,
+        write: true,
+        domain_id: 0,
+    };
+
     /// The entry of a device assigned to a domain.
     pub const fn translated(domain_id: u16, root: u64, levels: u8) -> Self {
         Self {

@@ -13,10 +13,11 @@ pub mod device_table;
 pub mod event;
 pub mod unit;
 
+pub use crate::unit::UnitStats;
 pub use command::Command;
 pub use device_table::DeviceTableEntry;
 pub use event::{EventLogEntry, IoPageFault};
-pub use unit::{AmdViUnit, UnitStats};
+pub use unit::AmdViUnit;
 
 /// MMIO register offsets (AMD I/O Virtualization Technology specification,
 /// "MMIO registers"), all 64 bits wide.

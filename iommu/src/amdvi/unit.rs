@@ -5,9 +5,14 @@ use syscall::error::{EIO, ETIMEDOUT, Error, Result};
 
 use super::command::Command;
 use super::device_table::DeviceTableEntry;
-use super::event::EventLogEntry;
+use super::event::{EventLogEntry, FLAG_PRESENT, FLAG_WRITE, IO_PAGE_FAULT};
 use super::{AmdViMmio, DEVICE_TABLE_ENTRIES, DTE_SIZE, RING_ENTRY_SIZE, control, reg, status};
 use crate::contiguous::{ContiguousAllocator, ContiguousRegion};
+use crate::format::PageTableFormat;
+use crate::pte::AMD_V1;
+use crate::unit::{
+    DeviceState, DomainTables, FaultCause, IommuUnit, UnitCapabilities, UnitFault, UnitStats,
+};
 
 /// Command ring and event log entries: 256 (`log2` = 8, the smallest size the
 /// specification allows), 4 KiB each.
@@ -16,23 +21,6 @@ const RING_BYTES: u64 = RING_ENTRY_SIZE << RING_LOG2;
 /// Polls of the completion store / head pointer before giving up: a unit
 /// that never answers must not hang the daemon.
 const POLL_LIMIT: u32 = 50_000_000;
-
-/// Counters of one unit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UnitStats {
-    /// Commands queued.
-    pub commands: u64,
-    /// `INV_IOMMU_PAGES` commands.
-    pub page_invalidations: u64,
-    /// `INV_DEV_ENTRY` commands.
-    pub device_invalidations: u64,
-    /// `COMPLETION_WAIT`s that completed.
-    pub completion_waits: u64,
-    /// Event log entries read.
-    pub events: u64,
-    /// Times the unit reported a full event log (events were lost).
-    pub event_overflows: u64,
-}
 
 /// One AMD-Vi unit and the memory it reads.
 pub struct AmdViUnit {
@@ -204,6 +192,7 @@ impl AmdViUnit {
             polls += 1;
             if polls > POLL_LIMIT {
                 log::error!("iommud: completion wait {token} never completed");
+                self.stats.sync_timeouts += 1;
                 return Err(Error::new(ETIMEDOUT));
             }
             core::hint::spin_loop();
@@ -239,5 +228,115 @@ impl AmdViUnit {
         self.mmio.write_u64(reg::EVENT_HEAD, head);
         self.stats.events += n as u64;
         n
+    }
+}
+
+/// The DomainID of passthrough and blocked entries: no domain gets id 0, so
+/// nothing the unit caches under it belongs to a domain.
+pub const RESERVED_DOMAIN_ID: u16 = 0;
+
+fn entry_for(state: DeviceState) -> DeviceTableEntry {
+    match state {
+        DeviceState::Blocked => DeviceTableEntry::BLOCKED,
+        DeviceState::Passthrough => DeviceTableEntry::PASSTHROUGH,
+        DeviceState::Translated(t) => DeviceTableEntry::translated(t.domain_id, t.root, t.levels),
+    }
+}
+
+impl IommuUnit for AmdViUnit {
+    fn vendor(&self) -> &'static str {
+        "amd-vi"
+    }
+
+    fn init(&mut self) -> Result<bool> {
+        Ok(AmdViUnit::init(self))
+    }
+
+    fn is_initialised(&self) -> bool {
+        self.initialised
+    }
+
+    fn capabilities(&self) -> UnitCapabilities {
+        UnitCapabilities {
+            caches_not_present: false,
+            max_levels: 6,
+            max_domain_id: u16::MAX,
+        }
+    }
+
+    fn page_table_format(&self) -> &'static dyn PageTableFormat {
+        &AMD_V1
+    }
+
+    fn table_phys(&self) -> u64 {
+        self.device_table.phys()
+    }
+
+    fn set_device(&mut self, rid: u16, state: DeviceState) -> Result<()> {
+        self.set_device_entry(rid, entry_for(state))
+    }
+
+    fn device(&self, rid: u16) -> Option<DeviceState> {
+        let e = self.device_entry(rid);
+        if e == DeviceTableEntry::BLOCKED {
+            Some(DeviceState::Blocked)
+        } else if e == DeviceTableEntry::PASSTHROUGH {
+            Some(DeviceState::Passthrough)
+        } else if e == DeviceTableEntry::translated(e.domain_id, e.root, e.mode) && e.mode != 0 {
+            Some(DeviceState::Translated(DomainTables {
+                domain_id: e.domain_id,
+                root: e.root,
+                levels: e.mode,
+            }))
+        } else {
+            None
+        }
+    }
+
+    fn invalidate_range(&mut self, domain_id: u16, iova: u64, size: u64) -> Result<()> {
+        self.submit(Command::InvalidatePages {
+            domain_id,
+            address: iova,
+            size,
+        })
+    }
+
+    fn invalidate_domain(&mut self, domain_id: u16) -> Result<()> {
+        self.invalidate_range(domain_id, 0, u64::MAX)
+    }
+
+    fn invalidate_device(&mut self, rid: u16) -> Result<()> {
+        self.submit(Command::InvalidateDeviceEntry { device_id: rid })
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.wait()
+    }
+
+    fn drain_faults(&mut self, sink: &mut dyn FnMut(UnitFault)) -> usize {
+        self.drain_events(|e| sink(fault_of(&e)))
+    }
+
+    fn stats(&self) -> UnitStats {
+        self.stats
+    }
+}
+
+/// The vendor-neutral record of an event log entry.
+pub fn fault_of(e: &EventLogEntry) -> UnitFault {
+    let cause = if e.code != IO_PAGE_FAULT {
+        FaultCause::Other
+    } else if e.flags & FLAG_PRESENT != 0 {
+        FaultCause::Permission
+    } else {
+        FaultCause::NotPresent
+    };
+    UnitFault {
+        requester_id: e.device_id,
+        domain_id: e.domain_id,
+        address: e.address,
+        write: e.flags & FLAG_WRITE != 0,
+        cause,
+        code: u16::from(e.code),
     }
 }

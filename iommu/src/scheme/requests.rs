@@ -89,7 +89,7 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
             ok(
                 u32::try_from(drained.count).unwrap_or(u32::MAX),
                 first.map_or(0, |e| u64::from(e.code)),
-                first.map_or(0, |e| u64::from(e.device_id)),
+                first.map_or(0, |e| u64::from(e.requester_id)),
                 first.map_or(0, |e| e.address),
             )
         }

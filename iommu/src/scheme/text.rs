@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::amdvi::event::IO_PAGE_FAULT;
 use crate::bdf::Bdf;
 use crate::service::Iommu;
+use crate::unit::FaultCause;
 
 /// `stats`: domains, mappings, bytes mapped, IOVA space left per window,
 /// invalidations, faults; then one block per unit and per domain.
@@ -36,13 +36,15 @@ pub fn stats(iommu: &Iommu) -> String {
         let u = unit.stats();
         let _ = writeln!(
             s,
-            "unit {i}: initialised={} device_table={:#x} commands={} page_invalidations={} device_invalidations={} completion_waits={} events={} event_overflows={}",
+            "unit {i}: vendor={} initialised={} device_table={:#x} commands={} page_invalidations={} device_invalidations={} completion_waits={} sync_timeouts={} events={} event_overflows={}",
+            unit.vendor(),
             unit.is_initialised(),
-            unit.device_table_phys(),
+            unit.table_phys(),
             u.commands,
             u.page_invalidations,
             u.device_invalidations,
             u.completion_waits,
+            u.sync_timeouts,
             u.events,
             u.event_overflows
         );
@@ -77,35 +79,24 @@ pub fn stats(iommu: &Iommu) -> String {
 pub fn faults(iommu: &Iommu) -> String {
     let mut s = String::from("unit device domain address access cause\n");
     for r in iommu.fault_history() {
-        let e = r.event;
-        if e.code == IO_PAGE_FAULT {
-            if let Some(f) = e.page_fault() {
-                let _ = writeln!(
-                    s,
-                    "{} {} {} {:#x} {} {}",
-                    r.unit,
-                    f.device,
-                    f.domain_id,
-                    f.address,
-                    if f.write { "write" } else { "read" },
-                    if f.present {
-                        "permission"
-                    } else {
-                        "not-present"
-                    }
-                );
-            }
+        let f = r.fault;
+        let device = Bdf::from_requester_id(f.requester_id);
+        let access = if f.write { "write" } else { "read" };
+        let cause = match f.cause {
+            FaultCause::NotPresent => "not-present".to_string(),
+            FaultCause::Permission => "permission".to_string(),
+            FaultCause::Other => format!("event-{:#x}", f.code),
+        };
+        let access = if f.cause == FaultCause::Other {
+            "-"
         } else {
-            let _ = writeln!(
-                s,
-                "{} {} {} {:#x} - event-{:#x}",
-                r.unit,
-                Bdf::from_requester_id(e.device_id),
-                e.domain_id,
-                e.address,
-                e.code
-            );
-        }
+            access
+        };
+        let _ = writeln!(
+            s,
+            "{} {} {} {:#x} {} {}",
+            r.unit, device, f.domain_id, f.address, access, cause
+        );
     }
     s
 }
