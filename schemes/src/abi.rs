@@ -27,6 +27,23 @@ fn unemulated() -> usize {
     Error::mux(Err(Error::new(ENOSYS)))
 }
 
+/// A Redox `Stat` as the host's `struct stat` (what libredox hands back on Linux).
+/// Redox `MODE_*` type bits have the same values as Linux `S_IF*`.
+fn host_stat(st: &syscall::data::Stat) -> libc::stat {
+    // SAFETY: `libc::stat` is plain old data; all-zero is a valid value.
+    let mut out: libc::stat = unsafe { std::mem::zeroed() };
+    out.st_dev = st.st_dev as _;
+    out.st_ino = st.st_ino as _;
+    out.st_mode = st.st_mode as _;
+    out.st_nlink = st.st_nlink as _;
+    out.st_uid = st.st_uid as _;
+    out.st_gid = st.st_gid as _;
+    out.st_size = st.st_size as _;
+    out.st_blksize = st.st_blksize as _;
+    out.st_blocks = st.st_blocks as _;
+    out
+}
+
 /// # Safety
 /// `ptr` must be valid for `len` bytes (or `len` zero).
 unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8]> {
@@ -100,7 +117,17 @@ abi! {
     fn redox_getdents_v0(fd: usize, buf: *mut u8, len: usize, opaque: u64) {
         sys(|c| c.getdents(fd, unsafe { bytes_mut(buf, len)? }, opaque))
     }
-    fn redox_fstat_v1(fd: usize, dst: *mut libc::stat) { unemulated() }
+    fn redox_fstat_v1(fd: usize, dst: *mut libc::stat) {
+        sys(|c| {
+            if dst.is_null() {
+                return Err(Error::new(EFAULT));
+            }
+            let st = c.fstat(fd)?;
+            // SAFETY: non-null; the caller passes a stat to fill.
+            unsafe { dst.write(host_stat(&st)) };
+            Ok(0)
+        })
+    }
     fn redox_fstatvfs_v1(fd: usize, dst: *mut libc::statvfs) { unemulated() }
     fn redox_fsync_v1(fd: usize) { unemulated() }
     fn redox_fdatasync_v1(fd: usize) { unemulated() }

@@ -3,8 +3,11 @@
 //! vectors without probing, affinity, and the degradation chain under quirks.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use driver_sys::irq::{InterruptVectors, IrqMode, StepOutcome, enable_interrupts, function_quirks};
+use driver_sys::irq::{
+    InterruptVectors, IrqHandle, IrqMode, StepOutcome, enable_interrupts, function_quirks,
+};
 use driver_sys::msi::Mmio;
 use driver_sys::pci::pcid_wire::{PciFeature, PciFeatureInfo};
 use driver_sys::pci::{
@@ -17,9 +20,16 @@ use event::EventQueue;
 use libredox::{call, flag};
 use redox_host::hw::pci_function::{InterruptOutcome, SimFunctionSpec, SimPciFunction};
 use redox_host::{Cred, Kernel, MachineConfig};
-use syscall::error::{EAGAIN, EEXIST, ENOLCK};
+use syscall::error::{EEXIST, ENOLCK};
 
 const ADDR: PciAddress = PciAddress::new(0, 3, 0);
+
+/// One read of a handle that must have fired: its count.
+fn fired(h: &IrqHandle) -> u64 {
+    h.pending()
+        .expect("read")
+        .expect("the interrupt is pending")
+}
 
 fn machine(cpus: usize, vectors: u16) -> (Arc<Kernel>, Arc<SimPciFunction>) {
     let k = Kernel::boot_with(MachineConfig {
@@ -161,9 +171,10 @@ fn msix_vector_programmed_by_driver_sys_arrives_as_irq_and_event() {
         }
     );
     assert_eq!(queue.next_event().expect("event").user_data, 2);
-    let count = h2.wait().expect("readable");
+    let count = fired(h2);
     assert_eq!(count, 1);
-    h2.ack(count).expect("ack");
+    assert!(h2.ack(count).expect("ack"));
+    assert_eq!(h2.pending().expect("read"), None, "acknowledged");
 
     // A masked entry sets its PBA bit instead; unmasking delivers it.
     let msix = setup.msix.as_ref().expect("msix");
@@ -171,16 +182,15 @@ fn msix_vector_programmed_by_driver_sys_arrives_as_irq_and_event() {
     assert_eq!(sim.signal_msix(1), InterruptOutcome::Pending);
     assert!(msix.pba.is_pending(1).expect("pba"));
     let h1 = &setup.handles[1];
-    h1.set_nonblocking(true).expect("nonblock");
-    assert_eq!(h1.wait().map_err(|e| e.errno), Err(EAGAIN));
+    assert_eq!(h1.pending().expect("read"), None, "nothing reached the CPU");
     msix.table.unmask(1).expect("unmask");
     assert_eq!(sim.deliver_pending(), 1);
     assert!(!msix.pba.is_pending(1).expect("pba"));
-    assert_eq!(h1.wait().expect("delivered after unmask"), 1);
+    assert_eq!(fired(h1), 1, "delivered after unmask");
 }
 
 #[test]
-fn affinity_moves_the_vector_and_the_message_follows() {
+fn affinity_moves_the_vector_and_keeps_the_old_one_in_the_pool() {
     let (k, sim) = machine(4, 8);
     let (_p, _g) = k.enter("driver", Cred::ROOT);
     let mut f = PciFunction::connect(&ADDR).expect("connect");
@@ -193,13 +203,24 @@ fn affinity_moves_the_vector_and_the_message_follows() {
         &CpuMask::single(0),
     )
     .expect("interrupts");
-    let h = &mut setup.handles[0];
+    let old = setup.handles[0].vector();
+    assert_eq!(setup.handles[0].cpu(), Some(0));
+    let calls = vectors.stats().kernel_reserves.load(Ordering::Relaxed);
+    setup.set_affinity(&mut f, 0, 3).expect("move");
+    let h = &setup.handles[0];
+    assert_eq!((h.cpu(), h.apic_id()), (Some(3), 3));
     let irq = usize::from(h.vector().irq_number().expect("irq"));
-    h.set_affinity(3).expect("move");
-    assert!(k.irq().is_reserved(3, irq) && !k.irq().is_reserved(0, irq));
-    let msg = h.msi_message().expect("message");
-    let msix = setup.msix.as_ref().expect("msix");
-    msix.table.program(0, &msg).expect("reprogram");
+    assert!(k.irq().is_reserved(3, irq), "reserved cpu-03/NN");
+    assert_eq!(
+        vectors.stats().kernel_reserves.load(Ordering::Relaxed),
+        calls + 1,
+        "one kernel reservation on the new CPU"
+    );
+    // The kernel never takes the old vector back: it waits in our pool.
+    let old_irq = usize::from(old.irq_number().expect("irq"));
+    assert!(k.irq().is_reserved(0, old_irq));
+    assert_eq!(vectors.idle_vectors(0), vec![old]);
+    // The entry was reprogrammed: the device's interrupt now arrives on CPU 3.
     assert!(matches!(
         sim.signal_msix(0),
         InterruptOutcome::Delivered {
@@ -208,17 +229,24 @@ fn affinity_moves_the_vector_and_the_message_follows() {
             ..
         }
     ));
-    assert_eq!(setup.handles[0].wait().expect("on cpu 3"), 1);
+    assert_eq!(fired(&setup.handles[0]), 1, "on cpu 3");
+    // The pooled vector serves the next request for CPU 0 without the kernel.
+    let again = vectors.reserve(&CpuMask::single(0)).expect("reuse");
+    assert_eq!(again.vector(), old);
+    assert_eq!(
+        vectors.stats().kernel_reserves.load(Ordering::Relaxed),
+        calls + 1
+    );
 }
 
 #[test]
 fn exhausted_cpu_spills_to_another_with_affinity_broken() {
     let (k, _sim) = machine(2, 8);
     let (_p, _g) = k.enter("driver", Cred::ROOT);
-    let vectors = InterruptVectors::open_at("/scheme/irq", 0).expect("vectors");
+    let vectors = InterruptVectors::open().expect("vectors");
     // Someone else takes every vector of CPU 0 after we read the listings: our
     // matrix believes they are free, the kernel says EEXIST.
-    let held: Vec<usize> = (0..208)
+    let held: Vec<usize> = (16..224)
         .filter_map(|n| {
             call::open(
                 format!("/scheme/irq/cpu-00/{n}"),
@@ -228,23 +256,20 @@ fn exhausted_cpu_spills_to_another_with_affinity_broken() {
             .ok()
         })
         .collect();
-    assert_eq!(held.len(), 208);
+    assert_eq!(held.len(), 202, "the BSP's IRQs 18-31 and 36-223");
     let h = vectors.reserve(&CpuMask::single(0)).expect("spill");
     assert_eq!(h.cpu(), Some(1));
     assert!(h.affinity_broken(), "reported");
     let irq = usize::from(h.vector().irq_number().expect("irq"));
     assert!(k.irq().is_reserved(1, irq), "reserved in the real scheme");
     assert_eq!(
-        vectors
-            .stats()
-            .collisions
-            .load(std::sync::atomic::Ordering::Relaxed),
-        208,
-        "each taken vector cost one EEXIST, then CPU 0 counted as full"
+        vectors.stats().collisions.load(Ordering::Relaxed),
+        186,
+        "each candidate of CPU 0 (IRQs 18-31, 36-207) cost one EEXIST, then it counted as full"
     );
     assert_eq!(vectors.free_count(0).expect("cpu0"), 0);
     assert_eq!(
-        call::open("/scheme/irq/cpu-00/0", flag::O_RDWR | flag::O_CREAT, 0),
+        call::open("/scheme/irq/cpu-00/18", flag::O_RDWR | flag::O_CREAT, 0),
         Err(libredox::error::Error::new(EEXIST))
     );
 }
@@ -262,23 +287,12 @@ fn released_vectors_are_recycled_without_kernel_calls() {
         k.irq().is_reserved(1, irq),
         "kept reserved in the idle pool"
     );
-    let calls = vectors
-        .stats()
-        .kernel_reserves
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let calls = vectors.stats().kernel_reserves.load(Ordering::Relaxed);
     let again = vectors.reserve(&CpuMask::single(1)).expect("again");
     assert_eq!(again.vector(), v);
     assert_eq!(
-        vectors
-            .stats()
-            .kernel_reserves
-            .load(std::sync::atomic::Ordering::Relaxed),
+        vectors.stats().kernel_reserves.load(Ordering::Relaxed),
         calls
-    );
-    again.release();
-    assert!(
-        !k.irq().is_reserved(1, irq),
-        "release gives it back to the kernel"
     );
 }
 
@@ -314,7 +328,7 @@ fn degradation_chain_under_each_quirk() {
             sim.signal_msi(3),
             InterruptOutcome::Delivered { claimed: true, .. }
         ));
-        assert_eq!(s.handles[3].wait().expect("message 3"), 1);
+        assert_eq!(s.handles[3].pending().expect("read").expect("message 3"), 1);
     }
     // NO_MSI | NO_MSIX, and FORCE_LEGACY_IRQ: INTx on the routed line.
     for q in [
@@ -339,7 +353,7 @@ fn degradation_chain_under_each_quirk() {
             sim.signal_intx(),
             InterruptOutcome::Delivered { claimed: true, .. }
         ));
-        assert_eq!(s.handles[0].wait().expect("intx"), 1);
+        assert_eq!(s.handles[0].pending().expect("read").expect("intx"), 1);
         // MSI-X was never enabled, so the function cannot use it.
         assert_eq!(sim.signal_msix(0), InterruptOutcome::Dropped);
     }
@@ -347,7 +361,8 @@ fn degradation_chain_under_each_quirk() {
     {
         let (k, sim) = machine(1, 8);
         let (_p, _g) = k.enter("driver", Cred::ROOT);
-        let held: Vec<usize> = (0..206)
+        // Another driver holds all but IRQs 206 and 207 of the device range.
+        let held: Vec<usize> = (16..206)
             .filter_map(|n| {
                 call::open(
                     format!("/scheme/irq/cpu-00/{n}"),
@@ -357,7 +372,7 @@ fn degradation_chain_under_each_quirk() {
                 .ok()
             })
             .collect();
-        assert_eq!(held.len(), 206);
+        assert_eq!(held.len(), 184, "IRQs 18-31 and 36-205");
         let mut f = PciFunction::connect(&ADDR).expect("connect");
         let vectors = InterruptVectors::open().expect("vectors");
         let s = enable_interrupts(
@@ -381,7 +396,7 @@ fn degradation_chain_under_each_quirk() {
             sim.signal_msix(1),
             InterruptOutcome::Delivered { claimed: true, .. }
         ));
-        assert_eq!(s.handles[1].wait().expect("entry 1"), 1);
+        assert_eq!(s.handles[1].pending().expect("read").expect("entry 1"), 1);
     }
 }
 
@@ -487,14 +502,14 @@ fn msix_table_and_pba_in_different_bars_end_to_end() {
         sim.signal_msix(14),
         InterruptOutcome::Delivered { claimed: true, .. }
     ));
-    assert_eq!(s.handles[14].wait().expect("entry 14"), 1);
+    assert_eq!(s.handles[14].pending().expect("read").expect("entry 14"), 1);
 }
 
 #[test]
 fn threads_reserving_at_once_never_share_a_vector() {
     let k = Kernel::boot();
     let (p, _g) = k.enter("driver", Cred::ROOT);
-    let vectors = InterruptVectors::open_at("/scheme/irq", 0).expect("vectors");
+    let vectors = InterruptVectors::open().expect("vectors");
     // Four threads of the same process (their fds must outlive the threads).
     let all: Vec<_> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..4)
@@ -533,23 +548,28 @@ fn threads_reserving_at_once_never_share_a_vector() {
 fn msi_block_skips_a_vector_taken_inside_it() {
     let (k, _sim) = machine(1, 1);
     let (_p, _g) = k.enter("driver", Cred::ROOT);
-    let vectors = InterruptVectors::open_at("/scheme/irq", 0).expect("vectors");
-    // After our listing: someone takes irq 2 (vector 0x22), inside the first
-    // aligned block of 4 the matrix will choose.
-    let held = call::open("/scheme/irq/cpu-00/2", flag::O_RDWR | flag::O_CREAT, 0).expect("take");
+    let vectors = InterruptVectors::open().expect("vectors");
+    // After our listing: someone takes IRQ 21 (vector 0x35), inside the first
+    // aligned block of 4 the matrix will choose (0x34..=0x37; the BSP's vectors
+    // 0x30 and 0x31 are the kernel's).
+    let held = call::open("/scheme/irq/cpu-00/21", flag::O_RDWR | flag::O_CREAT, 0).expect("take");
     let block = vectors
         .reserve_block(&CpuMask::single(0), 4)
         .expect("block");
     let v: Vec<u8> = block.iter().map(|h| h.vector().0).collect();
-    assert_eq!(v, vec![0x24, 0x25, 0x26, 0x27], "next aligned block");
-    assert!(
-        !k.irq().is_reserved(0, 0) && !k.irq().is_reserved(0, 1),
-        "rolled back"
+    assert_eq!(v, vec![0x38, 0x39, 0x3A, 0x3B], "next aligned block");
+    // 0x34 was opened before the collision: the kernel keeps it reserved for good,
+    // so it waits in our pool; 0x36 and 0x37 were never asked for.
+    assert!(k.irq().is_reserved(0, 0x34 - 32));
+    assert_eq!(
+        vectors.idle_vectors(0),
+        vec![driver_sys::vector::Vector(0x34)]
     );
+    assert!(!k.irq().is_reserved(0, 0x36 - 32) && !k.irq().is_reserved(0, 0x37 - 32));
     drop(block);
     let again = vectors
         .reserve_block(&CpuMask::single(0), 2)
         .expect("block of 2");
-    assert_eq!(again[0].vector().0, 0x20, "the freed start is reusable");
+    assert_eq!(again[0].vector().0, 0x32, "the lowest free aligned pair");
     let _ = call::close(held);
 }

@@ -1,19 +1,19 @@
 //! Waiting for the controller's completion interrupt, bounded by a deadline.
 //!
-//! A blocking read of an `irq` handle has no timeout, and a device that never
-//! completes must not hang the daemon. So the handle is read non-blocking and,
-//! when nothing is pending, the driver sleeps on an event queue watching both
-//! the handle and a `time` scheme timer armed at the deadline — the way Redox
-//! drivers bound a wait. Events are only hints: after any of them the handle is
-//! read again, and a timer event counts only if the clock really passed the
-//! current deadline (an event left over from an earlier command's timer does
-//! not).
+//! The Redox kernel's IRQ handles never block: a read returns the interrupt count
+//! when something is pending and 0 bytes at once otherwise, and subscribing posts no
+//! event for an interrupt that already fired (redox-real.md §1.5–1.6). So the
+//! handle is subscribed to an event queue together with a `time` scheme timer armed
+//! at the deadline, and each wait reads the handle first, then sleeps on the
+//! queue. Events are only hints: after any of them the handle is read again, and a
+//! timer event counts only if the clock really passed the current deadline (an
+//! event left over from an earlier command's timer does not).
 
 use event::{EventFlags, EventQueue};
 use libredox::Fd;
 use libredox::flag::O_RDWR;
 use syscall::data::TimeSpec;
-use syscall::error::{EAGAIN, ETIMEDOUT, Error, Result};
+use syscall::error::{ETIMEDOUT, Error, Result};
 
 use driver_sys::irq::IrqHandle;
 
@@ -53,14 +53,12 @@ pub(super) struct CompletionWait {
 }
 
 impl CompletionWait {
-    /// Puts `irq` in non-blocking mode and subscribes it and a monotonic timer
-    /// to a fresh event queue.
+    /// Subscribes `irq` and a monotonic timer to a fresh event queue. The first
+    /// [`CompletionWait::wait`] reads the handle before sleeping, which catches an
+    /// interrupt from before the subscription.
     pub(super) fn new(irq: &IrqHandle) -> Result<Self> {
-        irq.set_nonblocking(true)?;
         let queue = EventQueue::<Source>::new().map_err(errno)?;
-        queue
-            .subscribe(irq.fd(), Source::Interrupt, EventFlags::READ)
-            .map_err(errno)?;
+        irq.subscribe(&queue, Source::Interrupt)?;
         let path = format!("/scheme/time/{}", syscall::flag::CLOCK_MONOTONIC);
         let timer = match Fd::open(&path, O_RDWR, 0) {
             Ok(fd) => {
@@ -100,20 +98,14 @@ impl CompletionWait {
     /// clock passes `deadline` (`ETIMEDOUT`).
     pub(super) fn wait(&self, irq: &IrqHandle, deadline: Option<u64>) -> Result<u64> {
         loop {
-            match irq.wait() {
-                Ok(count) => return Ok(count),
-                Err(e) if e.errno == EAGAIN => {}
-                Err(e) => return Err(e),
+            if let Some(count) = irq.pending()? {
+                return Ok(count);
             }
             if let (Some(timer), Some(deadline)) = (&self.timer, deadline)
                 && Self::now_ns(timer)? >= deadline
             {
                 // One last look: the interrupt may have raced the deadline.
-                return match irq.wait() {
-                    Ok(count) => Ok(count),
-                    Err(e) if e.errno == EAGAIN => Err(Error::new(ETIMEDOUT)),
-                    Err(e) => Err(e),
-                };
+                return irq.pending()?.ok_or(Error::new(ETIMEDOUT));
             }
             // Which source woke us does not matter: both are re-checked above.
             self.queue.next_event().map_err(errno)?;

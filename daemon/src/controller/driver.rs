@@ -378,6 +378,8 @@ impl DsmilController {
                     return Err(e);
                 }
             };
+            // A count that moved on meanwhile is not acknowledged (the kernel
+            // ignores it); the next read returns the newer count, so nothing is lost.
             handle.ack(count)?;
             self.stats.interrupts += 1;
             if read(&self.regs, reg::COMPLETED)? == seq {

@@ -9,6 +9,7 @@
 //! multiple-message field, then enable; INTx: open the routed line. A failed
 //! attempt gives its vectors back and leaves the capability disabled, so the next
 //! step starts clean. Each step is logged; the plan's steps are returned.
+//! [`InterruptSetup::set_affinity`] later moves one interrupt to another CPU.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use crate::pci::{CAP_ID_MSI, CAP_ID_MSIX, ConfigSpace, find_capability};
 use crate::quirks::{QUIRKS_DIR, QuirkFlags, QuirkTable};
 use crate::vector::CpuMask;
 
-use super::handle::{InterruptVectors, IrqHandle};
+use super::handle::IrqHandle;
 use super::plan::{IrqCapabilities, IrqMode, PlanError, PlanStep, plan_interrupts};
+use super::vectors::InterruptVectors;
 
 /// Offset of the interrupt-pin byte.
 const REG_INTERRUPT_PIN: u16 = 0x3D;
@@ -56,6 +58,54 @@ impl InterruptSetup {
     /// Whether the chain had to step down from the first choice.
     pub fn is_degraded(&self) -> bool {
         self.steps.len() > 1
+    }
+
+    /// Sends interrupt `index` to CPU `cpu`. The kernel has no affinity interface
+    /// (redox-real.md §1.8): a vector's CPU is the `cpu-XX` it was reserved in plus
+    /// the APIC id in the message. So this reserves a vector on `cpu`
+    /// ([`IrqHandle::move_to_cpu`]; the old one stays in the process's idle pool)
+    /// and rewrites the device's message: MSI-X entry `index` masked, programmed,
+    /// unmasked (an interrupt meanwhile is held in the PBA and delivered at unmask);
+    /// single-vector MSI reprogrammed and re-enabled. The handle's fd changes:
+    /// subscribe it again and read it once. `EINVAL` for INTx (legacy lines go to
+    /// the BSP) and for one vector of a multi-message MSI block (the block shares
+    /// one address).
+    pub fn set_affinity(
+        &mut self,
+        function: &mut PciFunction,
+        index: usize,
+        cpu: u32,
+    ) -> syscall::Result<()> {
+        use syscall::error::{EINVAL, EIO, Error};
+        let addr = function.address();
+        let eio = move |e: MsiError| {
+            log::error!("{addr}: moving interrupt {index}: {e}");
+            Error::new(EIO)
+        };
+        let single_msi = self.handles.len() == 1;
+        let handle = self.handles.get_mut(index).ok_or(Error::new(EINVAL))?;
+        match self.mode {
+            IrqMode::MsiX => {
+                let msix = self.msix.as_ref().ok_or(Error::new(EINVAL))?;
+                let entry = u16::try_from(index).map_err(|_| Error::new(EINVAL))?;
+                msix.table.mask(entry).map_err(eio)?;
+                let moved = handle.move_to_cpu(cpu).and_then(|()| handle.msi_message());
+                let r = match moved {
+                    Ok(msg) => msix.table.program(entry, &msg).map_err(eio),
+                    Err(e) => Err(e),
+                };
+                msix.table.unmask(entry).map_err(eio)?;
+                r
+            }
+            IrqMode::Msi if single_msi => {
+                let cap = self.msi.as_mut().ok_or(Error::new(EINVAL))?;
+                handle.move_to_cpu(cpu)?;
+                let msg = handle.msi_message()?;
+                cap.program(function, &msg, 1).map_err(eio)?;
+                cap.set_enabled(function, true).map_err(eio)
+            }
+            IrqMode::Msi | IrqMode::Intx => Err(Error::new(EINVAL)),
+        }
     }
 }
 

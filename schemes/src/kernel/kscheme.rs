@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use syscall::error::{EBADF, ENODEV, EOPNOTSUPP, Error, Result};
+use syscall::data::Stat;
+use syscall::error::{EBADF, ENODEV, ENOSYS, ENOTDIR, EOPNOTSUPP, Error, Result};
 
 use super::event::{EventHub, SourceKey};
 use super::process::Process;
@@ -69,6 +70,37 @@ impl EventPort {
 pub trait KernelScheme: Send + Sync {
     /// Opens `path` (relative to the scheme root) with Redox `flags`.
     fn open(&self, path: &str, flags: usize, caller: &Caller) -> Result<usize>;
+
+    /// Whether a path may be opened relative to `dir` (an `openat` on one of this
+    /// scheme's handles). The default allows it; a scheme that, like the kernel's
+    /// `irq`, only accepts opens relative to its root answers `EACCES` here.
+    fn check_openat_dir(&self, _dir: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Directory entries of a handle (`SYS_GETDENTS`): Redox `DirentHeader` records
+    /// of `header_size` bytes each followed by the name and a NUL, starting after the
+    /// entry whose `next_opaque_id` was `opaque`.
+    fn getdents(
+        &self,
+        _h: usize,
+        _buf: &mut [u8],
+        _header_size: u16,
+        _opaque: u64,
+    ) -> Result<usize> {
+        Err(Error::new(ENOTDIR))
+    }
+
+    /// The handle's path as the scheme reports it (`fpath`); `None` lets the kernel
+    /// answer `/scheme/<name>/<path it was opened with>`.
+    fn fpath(&self, _handle: usize) -> Option<Result<String>> {
+        None
+    }
+
+    /// `fstat` of a handle.
+    fn fstat(&self, _handle: usize) -> Result<Stat> {
+        Err(Error::new(ENOSYS))
+    }
 
     /// Reads from a handle; `flags` are the description's Redox status flags.
     fn read(&self, _handle: usize, _buf: &mut [u8], _flags: usize, _c: &Caller) -> Result<usize> {

@@ -92,8 +92,9 @@ impl Context {
                 scheme_id,
                 scheme_name,
                 path: base,
-                ..
+                handle: dir_handle,
             } => {
+                scheme.check_openat_dir(*dir_handle)?;
                 let full = match base.as_str() {
                     "" | "scheme-root" => path.to_string(),
                     b => format!("{b}/{path}"),
@@ -488,9 +489,16 @@ impl Context {
                 Self::regular(socket.request(sqe)?)
             }
             DescKind::Kernel {
-                scheme_name, path, ..
+                scheme,
+                scheme_name,
+                path,
+                handle,
+                ..
             } => {
-                let p = format!("{SCHEME_PREFIX}{scheme_name}/{path}");
+                let p = match scheme.fpath(*handle) {
+                    Some(p) => p?,
+                    None => format!("{SCHEME_PREFIX}{scheme_name}/{path}"),
+                };
                 let n = p.len().min(buf.len());
                 buf[..n].copy_from_slice(&p.as_bytes()[..n]);
                 Ok(n)
@@ -517,7 +525,19 @@ impl Context {
                 );
                 Self::regular(socket.request(sqe)?)
             }
+            DescKind::Kernel { scheme, handle, .. } => {
+                scheme.getdents(*handle, buf, size_of::<DirentHeader>() as u16, opaque)
+            }
             _ => Err(Error::new(ENOTDIR)),
+        }
+    }
+
+    /// `fstat(fd)` of a kernel scheme handle (userspace schemes: `ENOSYS`, not emulated).
+    pub fn fstat(&self, fd: usize) -> Result<syscall::data::Stat> {
+        let desc = self.process.get(fd)?;
+        match &desc.kind {
+            DescKind::Kernel { scheme, handle, .. } => scheme.fstat(*handle),
+            _ => Err(Error::new(ENOSYS)),
         }
     }
 

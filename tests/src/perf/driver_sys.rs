@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use driver_sys::dma::{
     DmaBuffer, DmaDirection, IommuDmaAllocator, IommuMapper, MapFlags, Passthrough,
@@ -17,6 +18,12 @@ use super::{ns_per_op, report};
 
 /// Vectors another driver holds on CPU 0 before the measurement (the brief's case).
 const TAKEN: usize = 100;
+/// Kernel reservations per timed batch. The kernel never frees a vector, so each
+/// batch runs on a freshly booted machine, and CPU 0 (201 free IRQs after boot)
+/// must hold `TAKEN + BATCH`.
+const BATCH: usize = 80;
+/// Fresh machines per kernel-path figure (the best batch counts).
+const ROUNDS: usize = 5;
 
 /// Runs the suite.
 pub fn run() {
@@ -25,10 +32,27 @@ pub fn run() {
     bounce();
 }
 
-/// Reserving like upstream drivers: `cpu-00/0`, `cpu-00/1`, … with `O_CREAT`
-/// until one is not `EEXIST`, then closing it.
+/// Another driver takes `n` vectors of CPU 0 (IRQs from 16 up; the kernel's own
+/// answer EEXIST and are skipped).
+fn take_others(n: usize) -> Vec<usize> {
+    (16..224)
+        .filter_map(|irq| {
+            call::open(
+                format!("/scheme/irq/cpu-00/{irq}"),
+                flag::O_RDWR | flag::O_CREAT,
+                0,
+            )
+            .ok()
+        })
+        .take(n)
+        .collect()
+}
+
+/// Reserving like a naive upstream driver: `cpu-00/16`, `cpu-00/17`, … with
+/// `O_CREAT` until one is not `EEXIST`, then closing it — which on Redox leaks it,
+/// so each probe also walks past every vector the earlier ones leaked.
 fn probe_by_create() {
-    for n in 0..208 {
+    for n in 16..224 {
         if let Ok(fd) = call::open(
             format!("/scheme/irq/cpu-00/{n}"),
             flag::O_RDWR | flag::O_CREAT,
@@ -40,44 +64,70 @@ fn probe_by_create() {
     }
 }
 
-fn vectors() {
-    let k = Kernel::boot();
-    let (_p, _g) = k.enter("perf-irq", Cred::ROOT);
-    let taken: Vec<usize> = (0..TAKEN)
-        .filter_map(|n| {
-            call::open(
-                format!("/scheme/irq/cpu-00/{n}"),
-                flag::O_RDWR | flag::O_CREAT,
-                0,
-            )
-            .ok()
-        })
-        .collect();
-    if taken.len() != TAKEN {
-        println!("vector_alloc_free_ns=skipped (could not take {TAKEN} vectors)");
-        return;
+/// Best of [`ROUNDS`] batches, each on a fresh machine whose CPU 0 already has
+/// [`TAKEN`] vectors held by another driver; `batch` runs the timed part and
+/// returns ns per reservation, or `None` if the machine did not cooperate.
+fn fresh_machine_batches(
+    mut batch: impl FnMut(&std::sync::Arc<Kernel>) -> Option<f64>,
+) -> Option<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..ROUNDS {
+        let k = Kernel::boot();
+        let (_p, _g) = k.enter("perf-irq", Cred::ROOT);
+        let taken = take_others(TAKEN);
+        if taken.len() != TAKEN {
+            return None;
+        }
+        best = best.min(batch(&k)?);
     }
-    let (Ok(pooled), Ok(cold)) = (
-        InterruptVectors::open(),
-        InterruptVectors::open_at("/scheme/irq", 0),
-    ) else {
-        println!("vector_alloc_free_ns=skipped (no irq scheme)");
+    Some(best)
+}
+
+fn vectors() {
+    let cpu0 = CpuMask::single(0);
+    // Pooled: the idle pool hands the vector back without a kernel call.
+    let fast = {
+        let k = Kernel::boot();
+        let (_p, _g) = k.enter("perf-irq", Cred::ROOT);
+        let taken = take_others(TAKEN);
+        let Ok(pooled) = InterruptVectors::open() else {
+            println!("vector_alloc_free_ns=skipped (no irq scheme)");
+            return;
+        };
+        if taken.len() != TAKEN || pooled.reserve(&cpu0).is_err() {
+            println!("vector_alloc_free_ns=skipped (could not take vectors)");
+            return;
+        }
+        let mut fast = 0.0;
+        for _ in 0..3 {
+            fast += ns_per_op(3, 20_000, || {
+                black_box(pooled.reserve(&cpu0).ok());
+            });
+        }
+        fast / 3.0
+    };
+    // Kernel path: every reservation opens a new `cpu-00/NN` with O_CREAT (the pool
+    // is empty because the batch holds its handles), then the batch goes to the pool.
+    let slow = fresh_machine_batches(|_k| {
+        let v = InterruptVectors::open().ok()?;
+        let t = Instant::now();
+        let held: Vec<_> = (0..BATCH).filter_map(|_| v.reserve(&cpu0).ok()).collect();
+        drop(black_box(held));
+        let ns = t.elapsed().as_nanos() as f64 / BATCH as f64;
+        let kernel_calls = v.stats().kernel_reserves.load(Ordering::Relaxed);
+        (kernel_calls == BATCH as u64 && v.idle_vectors(0).len() == BATCH).then_some(ns)
+    });
+    let probe = fresh_machine_batches(|_k| {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            probe_by_create();
+        }
+        Some(t.elapsed().as_nanos() as f64 / BATCH as f64)
+    });
+    let (Some(slow), Some(probe)) = (slow, probe) else {
+        println!("vector_reserve_release_kernel_ns=skipped (could not take vectors)");
         return;
     };
-    let cpu0 = CpuMask::single(0);
-    let mut fast = 0.0;
-    let mut slow = 0.0;
-    let mut probe = 0.0;
-    for _ in 0..3 {
-        fast += ns_per_op(3, 20_000, || {
-            black_box(pooled.reserve(&cpu0).ok());
-        });
-        slow += ns_per_op(3, 2_000, || {
-            black_box(cold.reserve(&cpu0).ok());
-        });
-        probe += ns_per_op(3, 200, probe_by_create);
-    }
-    let (fast, slow, probe) = (fast / 3.0, slow / 3.0, probe / 3.0);
     report("vector_alloc_free_ns", fast);
     report("vector_reserve_release_kernel_ns", slow);
     report("vector_probe_by_create_ns", probe);
@@ -86,9 +136,6 @@ fn vectors() {
         "vector_speedup_kernel_path_vs_probe_by_create",
         probe / slow,
     );
-    for fd in taken {
-        let _ = call::close(fd);
-    }
 }
 
 /// A mapper standing in for iommud: IOVA = physical + 1 TiB, counted.

@@ -57,9 +57,12 @@ impl SimPciFunction {
         }
         let cpu = ((address >> 12) & 0xFF) as usize;
         let vector = data as u8;
-        if !(0x20..=0xEF).contains(&vector) {
+        // Vectors 0..=15 are illegal in an MSI; 16..=31 are exceptions.
+        if vector < 0x20 {
             return InterruptOutcome::Dropped;
         }
+        // The irq scheme is the kernel's interrupt entry: it decides what the vector
+        // means on that CPU (a device IRQ, a legacy line, a kernel vector).
         let claimed = self.irq.raise(cpu, usize::from(vector - 0x20));
         self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
         InterruptOutcome::Delivered {
