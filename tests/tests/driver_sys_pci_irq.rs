@@ -149,6 +149,20 @@ fn msix_vector_programmed_by_driver_sys_arrives_as_irq_and_event() {
     let mut cpus: Vec<u32> = setup.handles.iter().filter_map(|h| h.cpu()).collect();
     cpus.sort_unstable();
     assert_eq!(cpus, vec![0, 1, 2, 3]);
+    // The kernel counts per IRQ number across CPUs: the four must not share one,
+    // or each would hear the others' interrupts.
+    let mut irqs: Vec<u8> = setup
+        .handles
+        .iter()
+        .filter_map(|h| h.vector().irq_number())
+        .collect();
+    irqs.sort_unstable();
+    irqs.dedup();
+    assert_eq!(irqs.len(), 4, "distinct IRQ numbers");
+    assert!(
+        irqs.iter().all(|&n| n >= 16),
+        "none shares a legacy line's counter"
+    );
     for h in &setup.handles {
         let irq = h.vector().irq_number().expect("device vector");
         assert!(
@@ -572,4 +586,62 @@ fn msi_block_skips_a_vector_taken_inside_it() {
         .expect("block of 2");
     assert_eq!(again[0].vector().0, 0x32, "the lowest free aligned pair");
     let _ = call::close(held);
+}
+
+#[test]
+fn an_interrupt_from_before_the_subscription_is_seen_by_the_first_read() {
+    let (k, sim) = machine(2, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    let mut f = PciFunction::connect(&ADDR).expect("connect");
+    let vectors = InterruptVectors::open().expect("vectors");
+    let s = enable_interrupts(
+        &mut f,
+        &vectors,
+        1,
+        QuirkFlags::empty(),
+        &vectors.all_cpus(),
+    )
+    .expect("msix");
+    // The device fires before the driver subscribed: the kernel posts no event
+    // at subscription, so only the read after subscribing catches it.
+    assert!(matches!(
+        sim.signal_msix(0),
+        InterruptOutcome::Delivered { claimed: true, .. }
+    ));
+    let queue = EventQueue::<usize>::new().expect("queue");
+    s.handles[0].subscribe(&queue, 0).expect("subscribe");
+    let count = fired(&s.handles[0]);
+    assert_eq!(count, 1);
+    assert!(s.handles[0].ack(count).expect("ack"));
+    assert_eq!(s.handles[0].pending().expect("read"), None);
+}
+
+#[test]
+fn a_restarted_driver_gets_a_different_vector() {
+    let (k, _sim) = machine(2, 8);
+    let start = |k: &Arc<Kernel>| {
+        k.spawn("driver", Cred::ROOT, || {
+            let mut f = PciFunction::connect(&ADDR).expect("connect");
+            let vectors = InterruptVectors::open().expect("vectors");
+            let s = enable_interrupts(
+                &mut f,
+                &vectors,
+                1,
+                QuirkFlags::empty(),
+                &CpuMask::single(0),
+            )
+            .expect("msix");
+            let collisions = vectors.stats().collisions.load(Ordering::Relaxed);
+            (s.handles[0].vector(), collisions)
+        })
+        .join()
+        .expect("driver run")
+    };
+    // The first run ends: its process closes every handle it had.
+    let (first, _) = start(&k);
+    let first_irq = usize::from(first.irq_number().expect("irq"));
+    assert!(k.irq().is_reserved(0, first_irq), "the kernel kept it");
+    let (second, collisions) = start(&k);
+    assert_ne!(second, first, "the restart cannot have the leaked vector");
+    assert_eq!(collisions, 0, "the listing already left the leaked one out");
 }

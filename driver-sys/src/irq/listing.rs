@@ -30,6 +30,8 @@ pub struct DirName {
     pub name: String,
     /// The continuation cookie that follows it.
     pub next_opaque_id: u64,
+    /// Redox `DirentKind` (2 character device, 4 directory).
+    pub kind: u8,
 }
 
 /// Parses the records of one getdents answer; `EIO` for a malformed record.
@@ -48,6 +50,7 @@ pub fn parse_dirents(bytes: &[u8]) -> Result<Vec<DirName>> {
             .and_then(|b| b.try_into().ok())
             .map(u16::from_le_bytes)
             .ok_or(Error::new(EIO))?;
+        let kind = header.get(18).copied().ok_or(Error::new(EIO))?;
         let len = usize::from(len);
         if len <= DIRENT_HEADER_LEN {
             return Err(Error::new(EIO));
@@ -63,6 +66,7 @@ pub fn parse_dirents(bytes: &[u8]) -> Result<Vec<DirName>> {
         out.push(DirName {
             name: name.to_string(),
             next_opaque_id: next,
+            kind,
         });
         rest = rest.get(len..).unwrap_or_default();
     }
