@@ -155,6 +155,11 @@ pub fn list_dir(path: &str) -> Result<Vec<Entry>, i32> {
                     _ => break Ok(()),
                 }
             }
+            // A kernel scheme fails the whole call when an entry does not fit;
+            // relibc doubles its buffer and retries, and so does this.
+            Err(e) if e.errno() == syscall::error::EINVAL && buf.len() < 1 << 20 => {
+                buf.resize(buf.len() * 2, 0);
+            }
             Err(e) => break Err(e.errno()),
         }
     };
