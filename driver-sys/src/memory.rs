@@ -1,24 +1,47 @@
-//! The `memory` scheme: physically contiguous zeroed memory, virtual → physical
-//! translation, and physmaps (BARs, firmware tables).
+//! The kernel's `memory` scheme: physically contiguous zeroed memory, virtual →
+//! physical translation, and physmaps (device registers, firmware tables).
 //!
-//! Paths, as the Redox kernel serves them:
-//! * `zeroed@<type>?phys_contiguous` — each `mmap` of the fd is a new zeroed,
-//!   physically contiguous allocation, released by `munmap`.
-//!   `&below4g` asks for memory below 4 GiB (for 32-bit DMA without an IOMMU);
-//!   the mocked kernel serves it, a kernel that does not answers `EINVAL`.
+//! Everything is opened relative to `/scheme/memory/scheme-root`, as upstream
+//! drivers do (base `drivers/common/src/lib.rs`), so a daemon that opened the root
+//! before entering the null namespace keeps allocating. Paths, as the kernel parses
+//! them (`<kind>[@<type>[?<flag>,...]]`, kernel `src/scheme/memory.rs`):
+//! * `zeroed@wb?phys_contiguous` (`@uc` off x86, where DMA is not snooped) — each
+//!   `MAP_PRIVATE` `mmap` of the fd is a new zeroed, naturally aligned power-of-two
+//!   block of frames, released by `munmap`.
 //! * `translation` — `call` with a virtual address; it is replaced by the physical one.
-//! * `physical@<type>` — `mmap` with the physical address as offset.
+//! * `physical@<type>` — `mmap` with the physical address as offset (never RAM).
 //!
-//! [`PhysMemory`] keeps those fds open, so one allocation costs one `mmap` and one
+//! The kernel has no way to ask for memory below 4 GiB. A device that drives only 32
+//! address bits and has no IOMMU in front of it gets memory through
+//! [`PhysMemory::alloc_contiguous_below`], which checks the translation of what it
+//! got and tries again a bounded number of times.
+//!
+//! [`PhysMemory`] keeps its fds open, so one allocation costs one `mmap` and one
 //! `call`, not three opens.
 
 use libredox::call::{self, MmapArgs};
 use libredox::{Fd, flag};
 use syscall::CallFlags;
-use syscall::error::{EINVAL, Error, Result};
+use syscall::error::{EINVAL, ENOMEM, Error, Result};
 
 /// Page size.
 pub const PAGE_SIZE: usize = 4096;
+
+/// Where the memory scheme's root handle is opened.
+pub const MEMORY_ROOT_PATH: &str = "/scheme/memory/scheme-root";
+
+/// The path of DMA memory relative to the root: write-back where the CPU snoops
+/// device accesses (x86), uncacheable elsewhere — what upstream
+/// `drivers/common/src/dma.rs` opens.
+pub const DMA_MEMORY_PATH: &str = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+    "zeroed@wb?phys_contiguous"
+} else {
+    "zeroed@uc?phys_contiguous"
+};
+
+/// Contiguous allocations tried before [`PhysMemory::alloc_contiguous_below`] gives
+/// up. Rejected blocks are held until it returns, so every try gets new frames.
+pub const PLACEMENT_TRIES: usize = 16;
 
 /// Cache attribute of a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +105,8 @@ impl Mapping {
         self.len == 0
     }
 
-    fn map(fd: usize, len: usize, offset: u64, shared: bool) -> Result<Self> {
+    /// Maps `len` bytes of `fd` at `offset`, read-write, shared or private.
+    pub(crate) fn map(fd: usize, len: usize, offset: u64, shared: bool) -> Result<Self> {
         // SAFETY: a fresh mapping chosen by the kernel; nothing else refers to it.
         let ptr = unsafe {
             call::mmap(MmapArgs {
@@ -115,25 +139,47 @@ impl Drop for Mapping {
     }
 }
 
-/// Maps `len` bytes of physical address space at `phys` (page aligned) with `ty`.
-pub fn physmap(phys: u64, len: usize, ty: MemoryType) -> Result<Mapping> {
-    if !phys.is_multiple_of(PAGE_SIZE as u64) {
-        return Err(Error::new(EINVAL));
+/// The memory scheme's root handle: every other memory handle is opened from it.
+pub struct MemoryRoot(Fd);
+
+impl core::fmt::Debug for MemoryRoot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("MemoryRoot").field(&self.0.raw()).finish()
     }
-    let len = page_round(len)?;
-    let fd = Fd::open(
-        &format!("/scheme/memory/physical@{}", ty.as_str()),
-        flag::O_RDWR | flag::O_CLOEXEC,
-        0,
-    )
-    .map_err(errno)?;
-    Mapping::map(fd.raw(), len, phys, true)
+}
+
+impl MemoryRoot {
+    /// Opens `/scheme/memory/scheme-root` (root only, like every path but plain
+    /// `zeroed`).
+    pub fn open() -> Result<Self> {
+        Fd::open(MEMORY_ROOT_PATH, flag::O_RDWR | flag::O_CLOEXEC, 0)
+            .map(Self)
+            .map_err(errno)
+    }
+
+    /// Opens `path` relative to the root.
+    pub fn openat(&self, path: &str) -> Result<Fd> {
+        self.0
+            .openat(path, flag::O_RDWR | flag::O_CLOEXEC, 0)
+            .map_err(errno)
+    }
+
+    /// Maps `len` bytes of physical address space at `phys` (page aligned, not RAM)
+    /// with `ty`, through `physical@<type>` (as upstream `common::physmap`: a base of
+    /// 0 is `EINVAL`, the mapping is shared).
+    pub fn physmap(&self, phys: u64, len: usize, ty: MemoryType) -> Result<Mapping> {
+        if phys == 0 || !phys.is_multiple_of(PAGE_SIZE as u64) {
+            return Err(Error::new(EINVAL));
+        }
+        let len = page_round(len)?;
+        let fd = self.openat(&format!("physical@{}", ty.as_str()))?;
+        Mapping::map(fd.raw(), len, phys, true)
+    }
 }
 
 /// Open fds of the memory scheme used for DMA memory.
 pub struct PhysMemory {
     zeroed: Fd,
-    zeroed_below_4g: Option<Fd>,
     translation: Fd,
 }
 
@@ -141,61 +187,73 @@ impl core::fmt::Debug for PhysMemory {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PhysMemory")
             .field("zeroed", &self.zeroed.raw())
-            .field("below_4g", &self.has_below_4g())
+            .field("translation", &self.translation.raw())
             .finish()
     }
 }
 
+/// Why [`PhysMemory::alloc_contiguous_below`] found nothing: logged, and reported as
+/// `ENOMEM`.
+fn placement_failed(limit: u64, len: usize, tries: usize, highest: Option<u64>) -> Error {
+    log::error!(
+        "dma: no contiguous {len:#x}-byte block ends at or below {limit:#x} after {tries} \
+         tries (last at {highest:#x?}): the Redox kernel cannot allocate below 4 GiB and \
+         no IOMMU translates this device's addresses"
+    );
+    Error::new(ENOMEM)
+}
+
 impl PhysMemory {
-    /// Opens the allocation and translation fds (translation needs root).
+    /// Opens the memory scheme's root and, from it, the DMA-memory and translation
+    /// fds (needs root).
     pub fn open() -> Result<Self> {
-        let zeroed = Fd::open(
-            "/scheme/memory/zeroed@wb?phys_contiguous",
-            flag::O_RDWR | flag::O_CLOEXEC,
-            0,
-        )
-        .map_err(errno)?;
-        // Optional: only a kernel that knows `below4g` can honour a 32-bit mask
-        // without an IOMMU; without it such devices fall back to bounce buffers.
-        let zeroed_below_4g = Fd::open(
-            "/scheme/memory/zeroed@wb?phys_contiguous&below4g",
-            flag::O_RDWR | flag::O_CLOEXEC,
-            0,
-        )
-        .ok();
-        let translation = Fd::open(
-            "/scheme/memory/translation",
-            flag::O_RDWR | flag::O_CLOEXEC,
-            0,
-        )
-        .map_err(errno)?;
+        Self::from_root(&MemoryRoot::open()?)
+    }
+
+    /// Opens the DMA-memory and translation fds from an already open root.
+    pub fn from_root(root: &MemoryRoot) -> Result<Self> {
         Ok(Self {
-            zeroed,
-            zeroed_below_4g,
-            translation,
+            zeroed: root.openat(DMA_MEMORY_PATH)?,
+            translation: root.openat("translation")?,
         })
     }
 
-    /// Whether allocations below 4 GiB can be asked for.
-    pub fn has_below_4g(&self) -> bool {
-        self.zeroed_below_4g.is_some()
-    }
-
-    /// A zeroed, physically contiguous allocation of `len` bytes (rounded to pages)
-    /// and its physical address. `below_4g` without kernel support is `EINVAL`.
-    pub fn alloc_contiguous(&self, len: usize, below_4g: bool) -> Result<(Mapping, u64)> {
+    /// A zeroed, physically contiguous allocation of `len` bytes (rounded to pages;
+    /// the kernel takes a power-of-two block) and its physical address.
+    pub fn alloc_contiguous(&self, len: usize) -> Result<(Mapping, u64)> {
         let len = page_round(len)?;
-        let fd = if below_4g {
-            self.zeroed_below_4g.as_ref().ok_or(Error::new(EINVAL))?
-        } else {
-            &self.zeroed
-        };
-        let mapping = Mapping::map(fd.raw(), len, 0, false)?;
+        let mapping = Mapping::map(self.zeroed.raw(), len, 0, false)?;
         let phys = self.translate(mapping.as_ptr() as usize)?;
         Ok((mapping, phys))
     }
 
-    /// The physical address behind virtual address `virt`.
+    /// Like [`PhysMemory::alloc_contiguous`], for a device whose bus addresses end at
+    /// `limit` (inclusive) and that no IOMMU translates: checks the physical address
+    /// of each block and tries again, up to [`PLACEMENT_TRIES`] times, holding the
+    /// rejected blocks until done so each try gets different frames. `ENOMEM` (with
+    /// the reason logged) if none fits.
+    pub fn alloc_contiguous_below(&self, len: usize, limit: u64) -> Result<(Mapping, u64)> {
+        let mut rejected = Vec::new();
+        let mut highest = None;
+        for _ in 0..PLACEMENT_TRIES {
+            let (mapping, phys) = match self.alloc_contiguous(len) {
+                Ok(m) => m,
+                Err(e) if e.errno == ENOMEM => break,
+                Err(e) => return Err(e),
+            };
+            let fits = phys
+                .checked_add(mapping.len() as u64 - 1)
+                .is_some_and(|last| last <= limit);
+            if fits {
+                return Ok((mapping, phys));
+            }
+            highest = Some(phys);
+            rejected.push(mapping);
+        }
+        Err(placement_failed(limit, len, rejected.len(), highest))
+    }
+
+    /// The physical address behind virtual address `virt` (`ENOENT` if unmapped).
     pub fn translate(&self, virt: usize) -> Result<u64> {
         let mut b = virt.to_ne_bytes();
         call::call_ro(self.translation.raw(), &mut b, CallFlags::empty(), &[]).map_err(errno)?;

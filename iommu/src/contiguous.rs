@@ -2,9 +2,12 @@
 //! what the AMD-Vi unit reads by DMA (device table, command ring, event log,
 //! page tables).
 //!
-//! An allocation is an `mmap` of `/scheme/memory/zeroed@wb?phys_contiguous`
-//! followed by a `call` on `/scheme/memory/translation` for its physical
-//! address; it is returned with `munmap` when the [`ContiguousRegion`] drops.
+//! Both handles are opened relative to `/scheme/memory/scheme-root`, as
+//! upstream drivers do (base `drivers/common/src/lib.rs`). An allocation is a
+//! `MAP_PRIVATE` `mmap` of `zeroed@wb?phys_contiguous` (`@uc` off x86; the
+//! kernel refuses `MAP_SHARED` on it) followed by a `call` on `translation` for
+//! its physical address; it is returned with `munmap` when the
+//! [`ContiguousRegion`] drops.
 //! Accesses are volatile: the unit reads and writes the same memory behind
 //! the compiler's back.
 
@@ -15,6 +18,22 @@ use syscall::error::{EINVAL, Error, Result};
 
 /// Page size of the memory scheme.
 pub const PAGE: usize = 4096;
+
+/// The memory scheme's root, which the other handles are opened from.
+pub const MEMORY_ROOT_PATH: &str = "/scheme/memory/scheme-root";
+
+/// Contiguous memory the unit reads by DMA: write-back where the CPU snoops device
+/// accesses (x86), uncacheable elsewhere (as upstream `drivers/common/src/dma.rs`).
+pub const CONTIGUOUS_PATH: &str = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+    "zeroed@wb?phys_contiguous"
+} else {
+    "zeroed@uc?phys_contiguous"
+};
+
+/// Opens `/scheme/memory/scheme-root` (root only).
+pub fn open_memory_root() -> Result<Fd> {
+    Fd::open(MEMORY_ROOT_PATH, flag::O_RDWR | flag::O_CLOEXEC, 0).map_err(errno)
+}
 
 fn errno(e: libredox::error::Error) -> Error {
     Error::new(e.errno())
@@ -35,12 +54,21 @@ impl core::fmt::Debug for ContiguousAllocator {
 }
 
 impl ContiguousAllocator {
-    /// Opens the zeroed-contiguous and translation handles (the latter needs root).
+    /// Opens the memory scheme's root and, from it, the zeroed-contiguous and
+    /// translation handles (all root only).
     pub fn open() -> Result<Self> {
-        let open = |path: &str| Fd::open(path, flag::O_RDWR | flag::O_CLOEXEC, 0).map_err(errno);
+        Self::from_root(&open_memory_root()?)
+    }
+
+    /// Opens the handles relative to an already open memory root.
+    pub fn from_root(root: &Fd) -> Result<Self> {
+        let open = |path: &str| {
+            root.openat(path, flag::O_RDWR | flag::O_CLOEXEC, 0)
+                .map_err(errno)
+        };
         Ok(Self {
-            zeroed: open("/scheme/memory/zeroed@wb?phys_contiguous")?,
-            translation: open("/scheme/memory/translation")?,
+            zeroed: open(CONTIGUOUS_PATH)?,
+            translation: open("translation")?,
         })
     }
 

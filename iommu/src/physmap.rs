@@ -1,8 +1,10 @@
 //! The unit's registers on real hardware: a physmap of its MMIO page through
-//! `/scheme/memory/physical@uc` (uncached, as device registers must be).
+//! the memory scheme's `physical@uc` (uncached, as device registers must be),
+//! opened relative to `/scheme/memory/scheme-root`. The kernel takes the
+//! physical address from the mmap offset and refuses RAM frames (`EPERM`).
 
 use libredox::call::{self, MmapArgs};
-use libredox::{Fd, flag};
+use libredox::flag;
 use syscall::error::{EINVAL, Error, Result};
 
 use crate::amdvi::{AmdViMmio, reg};
@@ -25,12 +27,10 @@ impl PhysmapMmio {
             return Err(Error::new(EINVAL));
         }
         let errno = |e: libredox::error::Error| Error::new(e.errno());
-        let fd = Fd::open(
-            "/scheme/memory/physical@uc",
-            flag::O_RDWR | flag::O_CLOEXEC,
-            0,
-        )
-        .map_err(errno)?;
+        let root = crate::contiguous::open_memory_root()?;
+        let fd = root
+            .openat("physical@uc", flag::O_RDWR | flag::O_CLOEXEC, 0)
+            .map_err(errno)?;
         let len = reg::MMIO_SIZE as usize;
         // SAFETY: a shared mapping of device registers nobody else maps here.
         let ptr = unsafe {

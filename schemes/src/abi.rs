@@ -196,7 +196,7 @@ abi! {
         })
     }
     fn redox_mmap_v1(addr: *mut (), len: usize, prot: u32, flags: u32, fd: usize, offset: u64) {
-        sys(|c| c.mmap(fd, offset, len))
+        sys(|c| c.mmap(fd, addr as usize, len, prot, flags, offset))
     }
     fn redox_munmap_v1(addr: *mut (), len: usize) {
         sys(|c| c.munmap(addr as usize, len))

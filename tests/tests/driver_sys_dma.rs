@@ -17,7 +17,8 @@ use dsmil_tests as _;
 use iommu::protocol::{Opcode, RawRequest, Response};
 use redox_host::hw::pci_function::{DmaAccess, DmaFault, SimFunctionSpec, SimPciFunction};
 use redox_host::kernel::kscheme::{Caller, KernelScheme};
-use redox_host::{Cred, Kernel};
+use redox_host::mock::phys::RamOrder;
+use redox_host::{Cred, Kernel, MachineConfig};
 use syscall::error::{EBADF, EINVAL, ENOENT, ENOMEM, Error, Result};
 
 const ADDR: PciAddress = PciAddress::new(0, 5, 0);
@@ -26,7 +27,12 @@ const FOUR_GIB: u64 = 1 << 32;
 /// Boots a machine with a function (`dma_bits` wide), enters as the driver and
 /// enables bus mastering through pcid.
 fn machine(dma_bits: u8) -> (Arc<Kernel>, Arc<SimPciFunction>) {
-    let k = Kernel::boot();
+    machine_with(dma_bits, MachineConfig::default())
+}
+
+/// [`machine`] with RAM laid out as `config` says.
+fn machine_with(dma_bits: u8, config: MachineConfig) -> (Arc<Kernel>, Arc<SimPciFunction>) {
+    let k = Kernel::boot_with(config);
     let mut spec = SimFunctionSpec::dsmil_like(ADDR, 4);
     spec.dma_address_bits = dma_bits;
     let f = SimPciFunction::new(&k, spec).expect("function");
@@ -155,20 +161,57 @@ fn dma_via_the_device_lands_at_the_iova_the_allocator_returned() {
     assert_eq!(f.dma_write(iova, b"late"), Err(DmaFault::Translation(iova)));
 }
 
+/// A machine whose kernel hands out RAM above 4 GiB first, with `high` bytes of it.
+fn high_first(high: usize) -> MachineConfig {
+    MachineConfig {
+        high_memory: high,
+        ram_order: RamOrder::HighFirst,
+        ..MachineConfig::default()
+    }
+}
+
 #[test]
-fn a_32_bit_device_never_gets_an_address_at_or_above_4_gib() {
-    let (k, f) = machine(32);
+fn a_32_bit_device_without_iommu_lands_below_4_gib_after_bounded_retries() {
+    // 8 pages above 4 GiB come first: the allocator must see them, keep them while it
+    // tries again, and end up below 4 GiB.
+    let (k, f) = machine_with(32, high_first(8 * 4096));
     let (_p, _g) = k.enter("driver", Cred::ROOT);
     enable_bus_master();
-    // Passthrough: memory below 4 GiB.
+    let before = k.phys().free_ram();
     let dma = IommuDmaAllocator::new(Box::new(Passthrough), 32).expect("allocator");
-    let held: Vec<_> = (0..32)
-        .map(|i| dma.allocate(4096 << (i % 5)).expect("alloc"))
-        .collect();
-    for a in &held {
-        assert!(a.iova() + a.len() as u64 <= FOUR_GIB, "{:#x}", a.iova());
-        f.dma_write(a.iova(), &[1; 8]).expect("reachable");
-    }
+    let a = dma.allocate(4096).expect("low memory after retries");
+    assert!(a.iova() + 4096 <= FOUR_GIB, "{:#x}", a.iova());
+    assert_eq!(a.iova(), a.phys());
+    f.dma_write(a.iova(), &[1; 8]).expect("reachable");
+    assert_eq!(&a.as_slice()[..8], &[1; 8]);
+    let after = k.phys().free_ram();
+    assert_eq!(after.1, before.1, "the rejected high blocks went back");
+    assert_eq!(after.0, before.0 - 4096, "only the low block is held");
+}
+
+#[test]
+fn a_32_bit_device_without_iommu_fails_cleanly_when_only_high_memory_comes() {
+    let (k, _f) = machine_with(32, high_first(512 << 20));
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    enable_bus_master();
+    let before = k.phys().free_ram();
+    let dma = IommuDmaAllocator::new(Box::new(Passthrough), 32).expect("allocator");
+    assert_eq!(dma.allocate(4096).map(|_| ()), Err(Error::new(ENOMEM)));
+    assert_eq!(
+        k.phys().free_ram(),
+        before,
+        "nothing kept after the failure"
+    );
+    // The same kernel still serves a device that can reach all of memory.
+    let wide = IommuDmaAllocator::new(Box::new(Passthrough), 64).expect("allocator");
+    assert!(wide.allocate(4096).expect("any memory").iova() >= FOUR_GIB);
+}
+
+#[test]
+fn a_32_bit_device_never_gets_an_address_at_or_above_4_gib() {
+    let (k, f) = machine_with(32, high_first(512 << 20));
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    enable_bus_master();
     // The same device with a 64-bit allocator gets high memory it cannot reach:
     // the mask is what keeps it working.
     let wide = IommuDmaAllocator::new(Box::new(Passthrough), 64).expect("allocator");

@@ -2,8 +2,11 @@
 //!
 //! SMM firmware reads the buffer by *physical* address (EBX is 32 bits, and SMM is
 //! not behind the IOMMU), so the buffer comes from an [`IommuDmaAllocator`] over
-//! passthrough with a 32-bit mask: physically contiguous memory below 4 GiB, with
-//! bus address = physical address.
+//! passthrough with a 32-bit mask: physically contiguous memory with bus address =
+//! physical address. The Redox kernel cannot allocate below 4 GiB, so the allocator
+//! checks the translation of what it got and retries a bounded number of times;
+//! on a machine that only hands out high memory, allocation fails with `ENOMEM`
+//! and the reason in the log.
 
 use driver_sys::dma::{DmaAllocation, IommuDmaAllocator, Passthrough};
 use syscall::error::Result;
@@ -18,7 +21,8 @@ pub struct DmaSmiBuffer {
 }
 
 impl DmaSmiBuffer {
-    /// Allocates one page below 4 GiB through the memory scheme.
+    /// Allocates one page below 4 GiB through the memory scheme (`ENOMEM` if the
+    /// kernel hands out no low memory within the allocator's retries).
     pub fn allocate() -> Result<DmaSmiBuffer> {
         let allocator = IommuDmaAllocator::new(Box::new(Passthrough), 32)?;
         let page = allocator.allocate(4096)?;

@@ -14,8 +14,9 @@
 //! at or above 2^N. Through an IOMMU that is the IOVA — the domain's IOVA
 //! allocator honours the mask iommud was given, and this allocator refuses
 //! (`ENOMEM`, logged) any IOVA beyond it as a second line of defence. Without an
-//! IOMMU it is the physical address, so such devices get memory below 4 GiB
-//! (`&below4g`), checked the same way.
+//! IOMMU it is the physical address; the Redox kernel cannot allocate below a
+//! limit, so such devices get contiguous memory whose translation is checked, with
+//! a bounded number of retries ([`crate::memory::PhysMemory::alloc_contiguous_below`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -191,8 +192,11 @@ impl IommuDmaAllocator {
     fn map_new(&self, len: usize) -> Result<Mapped> {
         let inner = &self.inner;
         // Without translation the physical address is what the device sees.
-        let low = !inner.mapper.translates() && inner.limit < u64::MAX;
-        let region = DmaRegion::new(&inner.memory, len, low)?;
+        let region = if !inner.mapper.translates() && inner.limit < u64::MAX {
+            DmaRegion::new_below(&inner.memory, len, inner.limit)?
+        } else {
+            DmaRegion::new(&inner.memory, len)?
+        };
         inner.stats.maps.fetch_add(1, Ordering::Relaxed);
         let iova = inner.mapper.map(
             region.phys(),

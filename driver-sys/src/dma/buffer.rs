@@ -11,6 +11,9 @@ use core::ops::{Deref, DerefMut};
 
 use syscall::error::{ENOMEM, Error, Result};
 
+/// The last bus address a device limited to 32 address bits can drive.
+pub const LIMIT_32BIT: u64 = 0xFFFF_FFFF;
+
 use crate::memory::{Mapping, PhysMemory};
 
 /// Types for which all-zero bytes are a valid value and any bytes a device
@@ -38,21 +41,26 @@ pub struct DmaRegion {
 }
 
 impl DmaRegion {
-    /// Allocates `len` bytes (rounded up to pages). With `below_4g`, the memory
-    /// lies below 4 GiB (`EINVAL` if the kernel cannot promise that).
-    pub fn new(memory: &PhysMemory, len: usize, below_4g: bool) -> Result<Self> {
-        let (mapping, phys) = memory.alloc_contiguous(len, below_4g)?;
-        let end = phys
-            .checked_add(mapping.len() as u64)
-            .ok_or(Error::new(ENOMEM))?;
-        if below_4g && end > 1 << 32 {
-            return Err(Error::new(ENOMEM));
-        }
-        Ok(Self {
+    /// Allocates `len` bytes (rounded up to pages) anywhere in RAM.
+    pub fn new(memory: &PhysMemory, len: usize) -> Result<Self> {
+        let (mapping, phys) = memory.alloc_contiguous(len)?;
+        Ok(Self::from_parts(mapping, phys))
+    }
+
+    /// Allocates `len` bytes whose last physical address is at most `limit`, for a
+    /// device no IOMMU translates (see [`PhysMemory::alloc_contiguous_below`]:
+    /// bounded retries, then `ENOMEM` with the reason logged).
+    pub fn new_below(memory: &PhysMemory, len: usize, limit: u64) -> Result<Self> {
+        let (mapping, phys) = memory.alloc_contiguous_below(len, limit)?;
+        Ok(Self::from_parts(mapping, phys))
+    }
+
+    fn from_parts(mapping: Mapping, phys: u64) -> Self {
+        Self {
             len: mapping.len(),
             mapping,
             phys,
-        })
+        }
     }
 
     /// Physical address of the first byte.
@@ -96,9 +104,15 @@ pub struct DmaBuffer<T: Zeroable> {
 }
 
 impl<T: Zeroable> DmaBuffer<T> {
-    /// A zeroed `T` in contiguous memory (below 4 GiB if asked).
+    /// A zeroed `T` in contiguous memory; with `below_4g`, memory whose physical
+    /// address a 32-bit device can drive (checked, with bounded retries).
     pub fn new(memory: &PhysMemory, below_4g: bool) -> Result<Self> {
-        Self::from_region(DmaRegion::new(memory, size_of::<T>(), below_4g)?)
+        let region = if below_4g {
+            DmaRegion::new_below(memory, size_of::<T>(), LIMIT_32BIT)?
+        } else {
+            DmaRegion::new(memory, size_of::<T>())?
+        };
+        Self::from_region(region)
     }
 
     /// Opens the memory scheme and allocates (convenience for one-off buffers).

@@ -1,11 +1,14 @@
 //! A driver's handle on its PCI function: upstream `pcid`'s channel.
 //!
 //! [`PciFunction`] speaks the [`pcid_wire`](super::pcid_wire) protocol over the
-//! channel fd: one request per `write`, the answer read back as a length-prefixed
-//! bincode message. It implements [`ConfigSpace`] with `ReadConfig`/`WriteConfig`
-//! (dword accesses, as pcid does them), maps memory BARs through the memory
-//! scheme's `physical@uc` physmap (as upstream `PciFunctionHandle::map_bar` does),
-//! and walks the capability list.
+//! channel fd exactly as upstream `pcid_interface` does (base
+//! `drivers/pcid/src/driver_interface/mod.rs`): one request per `write`, the bare
+//! bincode bytes with no length prefix; the answer read back as an 8-byte
+//! little-endian length and that many bytes of bincode. It implements
+//! [`ConfigSpace`] with `ReadConfig`/`WriteConfig` (dword accesses, as pcid does
+//! them), maps memory BARs by `mmap` on the channel (pcid after base `e9fd66c7`:
+//! BAR index in offset bits 63–61, memory type in bits 60–59), and walks the
+//! capability list.
 
 use std::sync::Arc;
 
@@ -19,7 +22,7 @@ use super::pcid_wire::{
     PcidClientResponse, PcidFunctionInfo, RESPONSE_LENGTH_BYTES, SetFeatureInfo,
     SubdriverArguments, VendorSpecificCapability,
 };
-use crate::memory::{Mapping, MemoryType, errno, physmap};
+use crate::memory::{Mapping, MemoryType, errno, page_round};
 use crate::msi::mmio::{Mmio, MmioError};
 use crate::quirks::PciIdentity;
 
@@ -309,7 +312,8 @@ impl PciFunction {
         self.info.bars.map(|b| b.memory().map(|(_, size)| size))
     }
 
-    /// Maps memory BAR `index` uncacheable (once; later calls share the mapping).
+    /// Maps memory BAR `index` uncacheable by `mmap` on the channel (once; later
+    /// calls share the mapping).
     pub fn map_bar(&mut self, index: u8) -> Result<Arc<MappedBar>, PcidError> {
         let slot = self
             .bars
@@ -326,7 +330,9 @@ impl PciFunction {
             .filter(|&(_, size)| size > 0)
             .ok_or(PcidError::NotMemoryBar(index))?;
         let len = usize::try_from(size).map_err(|_| PcidError::Io(Error::new(EINVAL)))?;
-        let mapping = physmap(phys, len, MemoryType::Uncacheable)?;
+        let offset = bar_mmap_offset(index, MemoryType::Uncacheable, 0)
+            .ok_or(PcidError::NotMemoryBar(index))?;
+        let mapping = Mapping::map(self.channel.raw(), page_round(len)?, offset, true)?;
         let bar = Arc::new(MappedBar {
             mapping,
             phys,
@@ -342,10 +348,27 @@ impl PciFunction {
     }
 }
 
+/// The mmap offset that selects BAR `index` on a pcid channel: BAR index in bits
+/// 63–61, memory type in bits 60–59 (00 write-back, 01 uncacheable, 10
+/// write-combining), the offset into the BAR below (base `drivers/pcid`, `e9fd66c7`).
+/// `None` for an index above 5 or an offset that does not fit 59 bits.
+pub fn bar_mmap_offset(index: u8, ty: MemoryType, offset: u64) -> Option<u64> {
+    if index > 5 || offset >> 59 != 0 {
+        return None;
+    }
+    let ty: u64 = match ty {
+        MemoryType::WriteBack => 0b00,
+        MemoryType::Uncacheable => 0b01,
+        MemoryType::WriteCombining => 0b10,
+    };
+    Some((u64::from(index) << 61) | (ty << 59) | offset)
+}
+
 fn placeholder_info() -> PcidFunctionInfo {
     PcidFunctionInfo {
         addr: PciAddress::new(0, 0, 0),
         bars: [PcidBar::None; 6],
+        rom: None,
         legacy_interrupt_line: None,
         full_device_id: pcid_wire::FullDeviceId {
             vendor_id: 0xFFFF,

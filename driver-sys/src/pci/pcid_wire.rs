@@ -156,13 +156,27 @@ impl FullDeviceId {
     }
 }
 
-/// The function description `pcid` sends on connect (upstream `PciFunction`).
+/// The expansion ROM BAR as pcid sized it (upstream `PciRom`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciRom {
+    /// Base address (bits 31:11 of the ROM BAR).
+    pub addr: u32,
+    /// Size in bytes.
+    pub size: u32,
+    /// The ROM address decoder is on.
+    pub enabled: bool,
+}
+
+/// The function description `pcid` sends on connect (upstream `PciFunction`, base
+/// `drivers/pcid/src/driver_interface/mod.rs`: address, BARs, ROM, INTx line, ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PcidFunctionInfo {
     /// Address.
     pub addr: PciAddress,
     /// The six BARs.
     pub bars: [PcidBar; 6],
+    /// The expansion ROM, if the function has one.
+    pub rom: Option<PciRom>,
     /// The INTx line, if the function has one.
     pub legacy_interrupt_line: Option<LegacyInterruptLine>,
     /// Identity.
@@ -422,6 +436,7 @@ mod tests {
                     PcidBar::None,
                     PcidBar::None,
                 ],
+                rom: None,
                 legacy_interrupt_line: Some(LegacyInterruptLine {
                     irq: 11,
                     phandled: None,

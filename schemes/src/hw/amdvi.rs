@@ -35,6 +35,7 @@ use iommu::amdvi::{AmdViMmio, control, reg, status};
 use crate::hw::pci_function::{DmaAccess, DmaTranslation, SimPciFunction};
 use crate::kernel::Kernel;
 use crate::kernel::wait::lock;
+use crate::mock::acpi::{AcpiTables, AmdViPlacement};
 use crate::mock::phys::PhysArena;
 
 /// IOTLB entries held at once (the oldest-inserted arbitrary entry is
@@ -152,6 +153,8 @@ impl Doorbell {
 /// One simulated AMD-Vi unit.
 pub struct SimAmdVi {
     phys: Arc<PhysArena>,
+    acpi: Arc<AcpiTables>,
+    placement: AmdViPlacement,
     state: Mutex<UnitState>,
     doorbell: Option<Arc<Doorbell>>,
     /// Counters.
@@ -188,6 +191,8 @@ impl SimAmdVi {
         let doorbell = (execution == CommandExecution::Concurrent).then(Arc::<Doorbell>::default);
         let unit = Arc::new(Self {
             phys: kernel.phys().clone(),
+            acpi: kernel.acpi().clone(),
+            placement: kernel.acpi().add_amdvi_unit(),
             state: Mutex::new(UnitState::default()),
             doorbell: doorbell.clone(),
             stats: SimAmdViStats::default(),
@@ -215,8 +220,17 @@ impl SimAmdVi {
         Box::new(SimAmdViMmio(self.clone()))
     }
 
-    /// Puts the unit in front of `function`'s DMA engine.
+    /// Where the machine put the unit: the register base and DeviceID its IVRS
+    /// entry (`/scheme/acpi/tables/IVRS-…`) reports.
+    pub fn placement(&self) -> AmdViPlacement {
+        self.placement
+    }
+
+    /// Puts the unit in front of `function`'s DMA engine (the IVRS lists the
+    /// function under this unit from now on).
     pub fn attach(self: &Arc<Self>, function: &SimPciFunction) {
+        self.acpi
+            .attach_amdvi(self.placement.index, function.address());
         let unit = self.clone();
         let hook: DmaTranslation =
             Arc::new(move |rid, bus, len, access| unit.translate(rid, bus, len, access));

@@ -4,9 +4,9 @@
 //!
 //! The driver reaches it exactly as it would reach hardware: config space through
 //! the mocked `pci` scheme (pcid's channel), BARs through the `memory` scheme's
-//! physmap. BAR memory is ordinary simulated RAM (allocated below 4 GiB when the
-//! function is built), so the MSI-X table the driver writes through its mapping is
-//! what [`SimPciFunction::signal_msix`] reads.
+//! physmap or pcid's channel mmap. BAR memory lives in the machine's device window
+//! below 4 GiB (not RAM: `physical@` may map it), so the MSI-X table the driver
+//! writes through its mapping is what [`SimPciFunction::signal_msix`] reads.
 //!
 //! Interrupts follow the PCI rules: a message goes out only if the mode is
 //! enabled; a masked MSI-X entry (or the function mask) sets the entry's PBA bit
@@ -194,7 +194,7 @@ impl SimPciFunction {
             if !size.is_power_of_two() || (size as usize) < PAGE {
                 return Err(Error::new(EINVAL));
             }
-            let base = phys.alloc(size as usize, true)?;
+            let base = phys.alloc_mmio(size as usize)?;
             bars[i] = Some((base, u64::from(size)));
             let off = 0x10 + 4 * i as u16;
             w32(&mut cfg, off, base as u32);
@@ -240,8 +240,15 @@ impl SimPciFunction {
             }
         }
         let _ = cfg.write_u16(0x06, status);
-        if spec.intx_line.is_some() {
-            let _ = cfg.write_u8(0x3D, 1);
+        // INTx: pin A and the line firmware routed it to; no pin, no line (0xFF).
+        match spec.intx_line {
+            Some(line) => {
+                let _ = cfg.write_u8(0x3D, 1);
+                let _ = cfg.write_u8(0x3C, line);
+            }
+            None => {
+                let _ = cfg.write_u8(0x3C, 0xFF);
+            }
         }
         // Every entry starts masked, as the spec requires after reset.
         let f = Arc::new(Self {
@@ -274,13 +281,22 @@ impl SimPciFunction {
         &self.spec
     }
 
+    /// The machine's physical address space the function's BARs live in.
+    pub fn phys(&self) -> &Arc<PhysArena> {
+        &self.phys
+    }
+
     /// Base and size of BAR `i`.
     pub fn bar(&self, i: usize) -> Option<(u64, u64)> {
         self.bars.get(i).copied().flatten()
     }
 
-    /// What pcid reports for this function.
+    /// What pcid reports for this function. The INTx line is the line register when
+    /// the pin register names a pin (base `drivers/pcid/src/main.rs`
+    /// `enable_function`, run when a channel opens).
     pub fn info(&self) -> PcidFunctionInfo {
+        let intr = self.config_read_u32(0x3C).unwrap_or(0);
+        let (line, pin) = (intr as u8, (intr >> 8) as u8);
         let bars = self.bars.map(|b| match b {
             Some((addr, size)) => PcidBar::Memory32 {
                 addr: addr as u32,
@@ -291,8 +307,9 @@ impl SimPciFunction {
         PcidFunctionInfo {
             addr: self.spec.addr,
             bars,
-            legacy_interrupt_line: self.spec.intx_line.map(|irq| LegacyInterruptLine {
-                irq,
+            rom: None,
+            legacy_interrupt_line: (1..=4).contains(&pin).then_some(LegacyInterruptLine {
+                irq: line,
                 phandled: None,
             }),
             full_device_id: self.spec.id,

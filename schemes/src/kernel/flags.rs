@@ -66,6 +66,28 @@ pub fn host_status_flags(redox_flags: usize) -> usize {
     out as usize
 }
 
+/// Translates `mmap`'s host `PROT_*` and `MAP_*` values into Redox `MapFlags`.
+pub fn map_flags(host_prot: u32, host_flags: u32) -> redox::MapFlags {
+    let prot = host_prot as i32;
+    let fl = host_flags as i32;
+    let pairs = [
+        (prot & libc::PROT_READ != 0, redox::MapFlags::PROT_READ),
+        (prot & libc::PROT_WRITE != 0, redox::MapFlags::PROT_WRITE),
+        (prot & libc::PROT_EXEC != 0, redox::MapFlags::PROT_EXEC),
+        (fl & libc::MAP_SHARED != 0, redox::MapFlags::MAP_SHARED),
+        (fl & libc::MAP_PRIVATE != 0, redox::MapFlags::MAP_PRIVATE),
+        (fl & libc::MAP_FIXED != 0, redox::MapFlags::MAP_FIXED),
+        (
+            fl & libc::MAP_FIXED_NOREPLACE != 0,
+            redox::MapFlags::MAP_FIXED_NOREPLACE,
+        ),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(redox::MapFlags::empty(), |acc, (_, f)| acc | f)
+}
+
 fn common_bits(host: i32) -> usize {
     PAIRS
         .iter()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use syscall::data::Stat;
 use syscall::error::{EBADF, ENODEV, ENOSYS, ENOTDIR, EOPNOTSUPP, Error, Result};
+use syscall::flag::MapFlags;
 
 use super::event::{EventHub, SourceKey};
 use super::process::Process;
@@ -46,6 +47,23 @@ pub struct MmapGrant {
     pub len: usize,
     /// Whether unmapping releases the physical memory (an allocation, not a physmap).
     pub owned: bool,
+    /// Whether the memory scheme's `translation` answers for it: false for memory
+    /// not backed by frames the process may name (non-contiguous `zeroed`).
+    pub translates: bool,
+}
+
+/// What the caller of `mmap` asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct MmapRequest {
+    /// The mmap offset (a physical address for `physical@`, a BAR selector on a pcid
+    /// channel).
+    pub offset: u64,
+    /// Length in bytes, as given.
+    pub len: usize,
+    /// Redox `MAP_*` and `PROT_*` flags.
+    pub flags: MapFlags,
+    /// The address the caller asked for (0 = anywhere).
+    pub addr: usize,
 }
 
 /// Lets a kernel scheme report readiness of its handles to event queues.
@@ -123,7 +141,7 @@ pub trait KernelScheme: Send + Sync {
     }
 
     /// Maps memory behind a handle.
-    fn mmap(&self, _h: usize, _offset: u64, _len: usize, _c: &Caller) -> Result<MmapGrant> {
+    fn mmap(&self, _h: usize, _req: &MmapRequest, _c: &Caller) -> Result<MmapGrant> {
         Err(Error::new(ENODEV))
     }
 

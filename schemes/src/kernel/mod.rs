@@ -19,7 +19,10 @@ use std::thread::JoinHandle;
 
 use ::syscall::error::{EEXIST, Error, Result};
 
+use crate::hw::ivrs::IvmdUnity;
+use crate::mock::acpi::{AcpiScheme, AcpiTables};
 use crate::mock::clock::Clock;
+use crate::mock::phys::{PhysLayout, RamOrder};
 use crate::mock::{
     irq::IrqScheme, memory::MemoryScheme, pci::PciScheme, phys::PhysArena, time::TimeScheme,
 };
@@ -50,6 +53,12 @@ pub struct MachineConfig {
     pub low_memory: usize,
     /// Bytes of simulated RAM above 4 GiB.
     pub high_memory: usize,
+    /// Which RAM the kernel's frame allocator serves first (Redox promises no order).
+    pub ram_order: RamOrder,
+    /// A firmware-reserved range `(base, len)` outside RAM that every device must
+    /// reach untranslated: `physical@` maps it, and the IVRS reports it as an IVMD
+    /// unity range (page aligned; `None` = the firmware reserves nothing).
+    pub reserved_memory: Option<(u64, usize)>,
 }
 
 impl Default for MachineConfig {
@@ -58,6 +67,8 @@ impl Default for MachineConfig {
             cpus: 4,
             low_memory: 64 << 20,
             high_memory: 512 << 20,
+            ram_order: RamOrder::LowFirst,
+            reserved_memory: None,
         }
     }
 }
@@ -73,6 +84,7 @@ pub struct Kernel {
     phys: Arc<PhysArena>,
     irq: Arc<IrqScheme>,
     pci: Arc<PciScheme>,
+    acpi: Arc<AcpiTables>,
     config: MachineConfig,
 }
 
@@ -82,17 +94,31 @@ impl Kernel {
         Self::boot_with(MachineConfig::default())
     }
 
-    /// Boots a machine: RAM, and the kernel schemes `memory`, `irq`, `pci`, `time`.
+    /// Boots a machine: RAM, and the schemes `memory`, `irq`, `pci`, `acpi`, `time`.
     pub fn boot_with(config: MachineConfig) -> Arc<Kernel> {
         let hub = Arc::new(EventHub::default());
         let clock = Arc::new(Clock::new());
-        let phys = Arc::new(PhysArena::new(config.low_memory, config.high_memory));
+        let phys = Arc::new(PhysArena::with_layout(&PhysLayout {
+            low: config.low_memory,
+            high: config.high_memory,
+            order: config.ram_order,
+            reserved: config.reserved_memory,
+        }));
         let ids = AtomicU64::new(1);
         let irq_id = ids.fetch_add(1, Ordering::Relaxed);
         let time_id = ids.fetch_add(1, Ordering::Relaxed);
         let mem_id = ids.fetch_add(1, Ordering::Relaxed);
         let pci_id = ids.fetch_add(1, Ordering::Relaxed);
+        let acpi_id = ids.fetch_add(1, Ordering::Relaxed);
         let pci = Arc::new(PciScheme::new());
+        let unity = config
+            .reserved_memory
+            .filter(|&(base, len)| phys.kind(base, len).is_some())
+            .map(|(start, len)| IvmdUnity {
+                start,
+                len: len as u64,
+            });
+        let acpi = Arc::new(AcpiTables::new(pci.clone(), unity.into_iter().collect()));
         let irq = Arc::new(IrqScheme::new(
             config.cpus,
             EventPort {
@@ -137,6 +163,13 @@ impl Kernel {
                 id: pci_id,
             },
         );
+        ns.insert(
+            "acpi".into(),
+            NsEntry::Kernel {
+                scheme: Arc::new(AcpiScheme::new(acpi.clone())),
+                id: acpi_id,
+            },
+        );
         Arc::new(Kernel {
             ids,
             pids: AtomicUsize::new(1),
@@ -147,6 +180,7 @@ impl Kernel {
             phys,
             irq,
             pci,
+            acpi,
             config,
         })
     }
@@ -347,6 +381,11 @@ impl Kernel {
     /// The PCI bus: plug simulated functions in with [`PciScheme::add_function`].
     pub fn pci(&self) -> &Arc<PciScheme> {
         &self.pci
+    }
+
+    /// The firmware's ACPI tables (publish tables, place AMD-Vi units).
+    pub fn acpi(&self) -> &Arc<AcpiTables> {
+        &self.acpi
     }
 
     /// The interrupt controller side of the `irq` scheme (raise interrupts from the host).

@@ -19,7 +19,7 @@ use super::NsEntry;
 use super::description::{DescKind, Description};
 use super::event::{EventQueue, SourceKey};
 use super::flags;
-use super::kscheme::Caller;
+use super::kscheme::{Caller, MmapRequest};
 use super::process::Context;
 use super::user_scheme::{Reply, SchemeSocket};
 
@@ -541,13 +541,28 @@ impl Context {
         }
     }
 
-    /// `mmap` of a kernel scheme handle (memory allocations and physmaps).
-    pub fn mmap(&self, fd: usize, offset: u64, len: usize) -> Result<usize> {
+    /// `mmap` of a kernel scheme handle (memory allocations and physmaps), with host
+    /// `PROT_*` / `MAP_*` values.
+    pub fn mmap(
+        &self,
+        fd: usize,
+        addr: usize,
+        len: usize,
+        host_prot: u32,
+        host_flags: u32,
+        offset: u64,
+    ) -> Result<usize> {
         let desc = self.process.get(fd)?;
         let DescKind::Kernel { scheme, handle, .. } = &desc.kind else {
             return Err(Error::new(syscall::error::ENODEV));
         };
-        let grant = scheme.mmap(*handle, offset, len, &self.caller())?;
+        let req = MmapRequest {
+            offset,
+            len,
+            flags: flags::map_flags(host_prot, host_flags),
+            addr,
+        };
+        let grant = scheme.mmap(*handle, &req, &self.caller())?;
         super::wait::lock(&self.process.mappings).insert(grant.host_addr, grant);
         Ok(grant.host_addr)
     }

@@ -1,59 +1,85 @@
-//! The mocked `pci` scheme: the pcid side of a function's channel, for simulated
-//! functions.
+//! The mocked `pci` scheme: upstream pcid's scheme (`redox-os/base`
+//! `drivers/pcid/src/scheme.rs`; redox-real.md §4) over simulated functions.
 //!
-//! Paths (relative to `/scheme/pci/`), as upstream pcid serves them:
-//! * `` (root) — lists the functions, one `ssss--bb--dd.f` per line.
-//! * `<addr>/channel` (root only) — the channel: write one bincode request, read
-//!   the answer as an 8-byte little-endian length followed by bincode
-//!   (see `driver_sys::pci::pcid_wire`). One channel per function at a time
-//!   (`ENOLCK` while open, as pcid); reading with no answer waiting, or writing
-//!   while one is unread, is `EINVAL`.
+//! Paths (relative to `/scheme/pci/`; leading and trailing `/` removed, a trailing
+//! `/` or `O_DIRECTORY` asks for a directory):
+//! * `` — directory of the functions, one `ssss--bb--dd.f` entry each (getdents).
+//! * `<addr>` — directory whose only entry is `channel`.
+//! * `<addr>/channel` (root) — the function's channel: write one bincode request
+//!   (no length prefix), read the answer as an 8-byte little-endian length and the
+//!   bincode body; `mmap` maps a BAR.
+//! * `access` (root) — config space by `call` (metadata[0] 1 read / 2 write,
+//!   metadata[1] the address).
 //!
-//! The host registers functions with [`PciScheme::add_function`]. Requests are
-//! answered from the simulated function's config space the way pcid answers them
-//! from hardware: `EnableDevice` sets memory/I-O decode and bus mastering,
-//! features come from the capability list, `SetFeatureInfo` writes MSI registers
-//! and the MSI-X function mask.
+//! The host plugs functions in with [`PciScheme::add_function`]; requests are
+//! answered by [`super::pcid_handler`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use driver_sys::msi::{MsiCapability, MsixCapability};
-use driver_sys::pci::pcid_wire::{
-    self, MsiInfo, MsixInfo, PciFeature, PciFeatureInfo, PcidClientRequest, PcidClientResponse,
-    PcidServerResponseError, SetFeatureInfo, SubdriverArguments,
+use driver_sys::pci::PciAddress;
+use driver_sys::pci::pcid_wire::{self, PcidClientRequest};
+use syscall::data::Stat;
+use syscall::dirent::{DirEntry, DirentBuf, DirentKind};
+use syscall::error::{
+    EACCES, EBADF, EEXIST, EINVAL, EIO, EISDIR, ENOENT, ENOLCK, ENOTDIR, Error, Result,
 };
-use driver_sys::pci::{CAP_ID_MSI, CAP_ID_MSIX, PciAddress, find_capability};
-use syscall::error::{EACCES, EBADF, EEXIST, EINVAL, EIO, EISDIR, ENOENT, ENOLCK, Error, Result};
+use syscall::flag::{MODE_CHR, MODE_DIR, O_DIRECTORY, O_STAT};
 
+use super::pcid_handler::{enable_function, respond};
+use super::phys::{PAGE, PhysArena};
 use crate::hw::pci_function::SimPciFunction;
-use crate::kernel::kscheme::{Caller, KernelScheme};
+use crate::kernel::kscheme::{Caller, KernelScheme, MmapGrant, MmapRequest};
 use crate::kernel::wait::lock;
 
-enum Handle {
-    Root,
+/// What a handle is (pcid's `Handle`).
+enum Kind {
+    TopLevel {
+        entries: Vec<String>,
+    },
+    Access,
     Device,
     Channel {
         function: Arc<SimPciFunction>,
+        /// An answer waiting to be read (pcid's `AwaitingResponseRead`).
         answer: Option<VecDeque<u8>>,
     },
 }
 
+impl Kind {
+    fn is_file(&self) -> bool {
+        matches!(self, Self::Access | Self::Channel { .. })
+    }
+}
+
+struct Handle {
+    kind: Kind,
+    stat: bool,
+}
+
 /// The `pci` scheme.
-#[derive(Default)]
 pub struct PciScheme {
     functions: Mutex<BTreeMap<PciAddress, Arc<SimPciFunction>>>,
     handles: Mutex<HashMap<usize, Handle>>,
     next: AtomicUsize,
+    phys: Mutex<Option<Arc<PhysArena>>>,
+}
+
+impl Default for PciScheme {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PciScheme {
     /// An empty bus.
     pub fn new() -> Self {
         Self {
+            functions: Mutex::new(BTreeMap::new()),
+            handles: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(1),
-            ..Self::default()
+            phys: Mutex::new(None),
         }
     }
 
@@ -63,6 +89,7 @@ impl PciScheme {
         if f.contains_key(&function.address()) {
             return Err(Error::new(EEXIST));
         }
+        *lock(&self.phys) = Some(function.phys().clone());
         f.insert(function.address(), function);
         Ok(())
     }
@@ -72,221 +99,149 @@ impl PciScheme {
         lock(&self.functions).get(addr).cloned()
     }
 
-    fn listing(&self) -> String {
-        lock(&self.functions)
-            .keys()
-            .map(|a| format!("{}\n", a.scheme_name()))
-            .collect()
+    /// Addresses of every function on the bus, in order.
+    pub fn addresses(&self) -> Vec<PciAddress> {
+        lock(&self.functions).keys().copied().collect()
+    }
+
+    /// base `drivers/pcid/src/scheme.rs` `parse_after_pci_addr`: what follows the
+    /// address must start with `/`; `channel` is `ENOLCK` while a channel of the
+    /// function is open, otherwise opening it runs `enable_function` and marks the
+    /// function taken — before the caller's uid or the directory flags are checked,
+    /// so a refused open still leaves the function enabled and taken (as upstream).
+    fn parse_after_addr(&self, addr: PciAddress, after: &str) -> Result<Kind> {
+        if after.chars().next().is_some_and(|c| c != '/') {
+            return Err(Error::new(ENOENT));
+        }
+        let function = self.function(&addr).ok_or(Error::new(ENOENT))?;
+        match after.get(1..).unwrap_or("") {
+            "" => Ok(Kind::Device),
+            "channel" => {
+                if !function.claim() {
+                    return Err(Error::new(ENOLCK));
+                }
+                enable_function(&function);
+                Ok(Kind::Channel {
+                    function,
+                    answer: None,
+                })
+            }
+            _ => Err(Error::new(ENOENT)),
+        }
+    }
+
+    /// base `drivers/pcid/src/scheme.rs` `call` on `access`: metadata[0] 1 = read,
+    /// 2 = write; metadata[1] = segment << 28 | bus << 20 | device << 15 |
+    /// function << 12 | offset; the payload (any length and alignment up to
+    /// 64 KiB) is read or written through dword accesses. A function that does not
+    /// exist reads as all ones and ignores writes, as the bus does.
+    fn access(&self, payload: &mut [u8], meta: &[u64]) -> Result<usize> {
+        let len = u16::try_from(payload.len()).map_err(|_| Error::new(EINVAL))?;
+        let write = match meta.first() {
+            Some(1) => false,
+            Some(2) => true,
+            _ => return Err(Error::new(EINVAL)),
+        };
+        let v = *meta.get(1).ok_or(Error::new(EINVAL))?;
+        let addr = PciAddress {
+            segment: ((v >> 28) & 0xFFFF) as u16,
+            bus: ((v >> 20) & 0xFF) as u8,
+            device: ((v >> 15) & 0x1F) as u8,
+            function: ((v >> 12) & 0x7) as u8,
+        };
+        let offset = (v & 0xFFF) as u16;
+        let function = self.function(&addr);
+        let start = offset - offset % 4;
+        let end = u32::from(offset) + u32::from(len);
+        let mut dword = u32::from(start);
+        while dword < end {
+            let at = dword as u16;
+            let read = |o| function.as_ref().and_then(|f| f.config_read_u32(o).ok());
+            let mut bytes = read(at).unwrap_or(u32::MAX).to_le_bytes();
+            for (j, b) in bytes.iter_mut().enumerate() {
+                let pos = dword + j as u32;
+                if let Some(i) = pos.checked_sub(u32::from(offset))
+                    && let Some(p) = payload.get_mut(i as usize)
+                {
+                    if write {
+                        *b = *p;
+                    } else {
+                        *p = *b;
+                    }
+                }
+            }
+            if write && let Some(f) = &function {
+                let _ = f.config_write_u32(at, u32::from_le_bytes(bytes));
+            }
+            dword += 4;
+        }
+        Ok(payload.len())
     }
 }
 
-/// pcid's answer to one request.
-pub fn respond(f: &SimPciFunction, req: PcidClientRequest) -> PcidClientResponse {
-    use PcidClientResponse as R;
-    let bad = R::Error(PcidServerResponseError::InvalidBitPattern);
-    match req {
-        PcidClientRequest::EnableDevice => {
-            let cmd = f.config_read_u32(0x04).unwrap_or(0);
-            match f.config_write_u32(0x04, cmd | 0b111) {
-                Ok(()) => R::EnabledDevice,
-                Err(_) => bad,
-            }
-        }
-        PcidClientRequest::RequestConfig => R::Config(SubdriverArguments { func: f.info() }),
-        PcidClientRequest::RequestFeatures => {
-            let mut v = Vec::new();
-            f.with_config(|c| {
-                if matches!(find_capability(c, CAP_ID_MSI), Ok(Some(_))) {
-                    v.push(PciFeature::Msi);
-                }
-                if matches!(find_capability(c, CAP_ID_MSIX), Ok(Some(_))) {
-                    v.push(PciFeature::MsiX);
-                }
-            });
-            R::AllFeatures(v)
-        }
-        PcidClientRequest::RequestVendorCapabilities => R::VendorCapabilities(Vec::new()),
-        PcidClientRequest::FeatureInfo(feature) => match feature_info(f, feature) {
-            Some(info) => R::FeatureInfo(feature, info),
-            None => R::Error(PcidServerResponseError::NonexistentFeature(feature)),
-        },
-        PcidClientRequest::EnableFeature(feature) => {
-            let Some(off) = cap_offset(f, feature) else {
-                return R::Error(PcidServerResponseError::NonexistentFeature(feature));
-            };
-            let bit: u32 = match feature {
-                PciFeature::Msi => 1 << 16,
-                PciFeature::MsiX => 1 << 31,
-            };
-            let v = f.config_read_u32(u16::from(off)).unwrap_or(0);
-            let cmd = f.config_read_u32(0x04).unwrap_or(0);
-            match f
-                .config_write_u32(u16::from(off), v | bit)
-                .and_then(|()| f.config_write_u32(0x04, cmd | (1 << 10)))
-            {
-                Ok(()) => R::FeatureEnabled(feature),
-                Err(_) => bad,
-            }
-        }
-        PcidClientRequest::SetFeatureInfo(info) => set_feature_info(f, info),
-        PcidClientRequest::ReadConfig(off) => match f.config_read_u32(off) {
-            Ok(v) if off % 4 == 0 => R::ReadConfig(v),
-            _ => bad,
-        },
-        PcidClientRequest::WriteConfig(off, v) => {
-            if off % 4 != 0 {
-                return bad;
-            }
-            match f.config_write_u32(off, v) {
-                Ok(()) => R::WriteConfig,
-                Err(_) => bad,
-            }
-        }
-    }
-}
-
-fn cap_offset(f: &SimPciFunction, feature: PciFeature) -> Option<u8> {
-    let id = match feature {
-        PciFeature::Msi => CAP_ID_MSI,
-        PciFeature::MsiX => CAP_ID_MSIX,
-    };
-    f.with_config(|c| find_capability(c, id).ok().flatten().map(|cap| cap.offset))
-}
-
-fn feature_info(f: &SimPciFunction, feature: PciFeature) -> Option<PciFeatureInfo> {
-    let off = cap_offset(f, feature)?;
-    f.with_config(|c| match feature {
-        PciFeature::Msi => {
-            let m = MsiCapability::parse(c, off).ok()?;
-            Some(PciFeatureInfo::Msi(MsiInfo {
-                log2_multiple_message_capable: m.multiple_message_capable_log2(),
-                is_64bit: m.is_64bit(),
-                has_per_vector_masking: m.has_per_vector_masking(),
-            }))
-        }
-        PciFeature::MsiX => {
-            let m = MsixCapability::parse(c, off).ok()?;
-            Some(PciFeatureInfo::MsiX(MsixInfo {
-                table_bar: m.table.bir,
-                table_offset: m.table.offset,
-                table_size: m.table_size(),
-                pba_bar: m.pba.bir,
-                pba_offset: m.pba.offset,
-            }))
-        }
-    })
-}
-
-fn set_feature_info(f: &SimPciFunction, info: SetFeatureInfo) -> PcidClientResponse {
-    use PcidClientResponse as R;
-    let bad = R::Error(PcidServerResponseError::InvalidBitPattern);
-    match info {
-        SetFeatureInfo::MsiX { function_mask } => {
-            let Some(off) = cap_offset(f, PciFeature::MsiX) else {
-                return R::Error(PcidServerResponseError::NonexistentFeature(
-                    PciFeature::MsiX,
-                ));
-            };
-            if let Some(mask) = function_mask {
-                let v = f.config_read_u32(u16::from(off)).unwrap_or(0);
-                let bit = 1 << 30;
-                let v = if mask { v | bit } else { v & !bit };
-                if f.config_write_u32(u16::from(off), v).is_err() {
-                    return bad;
-                }
-            }
-            R::SetFeatureInfo(PciFeature::MsiX)
-        }
-        SetFeatureInfo::Msi(msi) => {
-            let Some(off) = cap_offset(f, PciFeature::Msi) else {
-                return R::Error(PcidServerResponseError::NonexistentFeature(PciFeature::Msi));
-            };
-            let Some(cap) = f.with_config(|c| MsiCapability::parse(c, off).ok()) else {
-                return bad;
-            };
-            if let Some(mme) = msi.multi_message_enable {
-                if mme > cap.multiple_message_capable_log2() {
-                    return bad;
-                }
-                let v = f.config_read_u32(u16::from(off)).unwrap_or(0);
-                let v = (v & !(0x70 << 16)) | (u32::from(mme) << 20);
-                if f.config_write_u32(u16::from(off), v).is_err() {
-                    return bad;
-                }
-            }
-            if let Some(m) = msi.message_address_and_data {
-                if m.addr >> 32 != 0 && !cap.is_64bit() {
-                    return bad;
-                }
-                let data_dword = cap.data_offset() & !3;
-                let old = f.config_read_u32(data_dword).unwrap_or(0);
-                let shift = u32::from(cap.data_offset() & 2) * 8;
-                let data = (old & !(0xFFFF << shift)) | ((m.data & 0xFFFF) << shift);
-                let r = f
-                    .config_write_u32(cap.address_lo_offset(), m.addr as u32)
-                    .and_then(|()| match cap.address_hi_offset() {
-                        Some(hi) => f.config_write_u32(hi, (m.addr >> 32) as u32),
-                        None => Ok(()),
-                    })
-                    .and_then(|()| f.config_write_u32(data_dword, data));
-                if r.is_err() {
-                    return bad;
-                }
-            }
-            if let Some(bits) = msi.mask_bits {
-                match cap.mask_offset() {
-                    Some(o) if f.config_write_u32(o, bits).is_ok() => {}
-                    _ => return bad,
-                }
-            }
-            R::SetFeatureInfo(PciFeature::Msi)
-        }
-    }
+/// Splits a channel mmap offset (pcid after base `e9fd66c7`, `mmap_prep`): BAR index
+/// in bits 63–61, memory type in bits 60–59 (11 is taken as write-back), the offset
+/// into the BAR in the low 59 bits.
+pub fn split_bar_offset(offset: u64) -> (usize, u8, u64) {
+    (
+        (offset >> 61) as usize,
+        ((offset >> 59) & 0b11) as u8,
+        offset & ((1 << 59) - 1),
+    )
 }
 
 impl KernelScheme for PciScheme {
-    fn open(&self, path: &str, _flags: usize, caller: &Caller) -> Result<usize> {
+    /// base `drivers/pcid/src/scheme.rs` `openat`: see the module rustdoc; the
+    /// checks run in pcid's order — path (`ENOENT`, `ENOLCK`), then `ENOTDIR` /
+    /// `EISDIR`, then root for `channel` and `access` (`EACCES`); `O_STAT` skips the
+    /// last three.
+    fn open(&self, path: &str, flags: usize, caller: &Caller) -> Result<usize> {
+        let expects_dir = path.ends_with('/') || flags & O_DIRECTORY != 0;
         let path = path.trim_matches('/');
-        let handle = if path.is_empty() {
-            Handle::Root
-        } else {
-            let (addr, rest) = path.split_once('/').unwrap_or((path, ""));
-            let addr = PciAddress::parse_scheme_name(addr).ok_or(Error::new(ENOENT))?;
-            let function = self.function(&addr).ok_or(Error::new(ENOENT))?;
-            match rest {
-                "" => Handle::Device,
-                "channel" => {
-                    if !caller.is_root() {
-                        return Err(Error::new(EACCES));
-                    }
-                    if !function.claim() {
-                        return Err(Error::new(ENOLCK));
-                    }
-                    Handle::Channel {
-                        function,
-                        answer: None,
-                    }
-                }
-                _ => return Err(Error::new(ENOENT)),
+        let kind = if path.is_empty() {
+            Kind::TopLevel {
+                entries: self.addresses().iter().map(|a| a.scheme_name()).collect(),
             }
+        } else if path == "access" {
+            Kind::Access
+        } else {
+            let idx = path.find('/').unwrap_or(path.len());
+            let (addr, after) = path.split_at(idx);
+            let addr = PciAddress::parse_scheme_name(addr).ok_or(Error::new(ENOENT))?;
+            self.parse_after_addr(addr, after)?
         };
+        let stat = flags & O_STAT != 0;
+        let refused = if expects_dir && kind.is_file() && !stat {
+            Some(ENOTDIR)
+        } else if !expects_dir && !kind.is_file() && !stat {
+            Some(EISDIR)
+        } else if !caller.is_root() && kind.is_file() && !stat {
+            Some(EACCES)
+        } else {
+            None
+        };
+        if let Some(errno) = refused {
+            // pcid drops the handle without its close hook: a channel stays taken.
+            return Err(Error::new(errno));
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(id, handle);
+        lock(&self.handles).insert(id, Handle { kind, stat });
         Ok(id)
     }
 
+    /// base `drivers/pcid/src/scheme.rs` `read`: `O_STAT` handles `EBADF`;
+    /// directories `EISDIR`; a channel hands out the waiting answer (as much as fits),
+    /// `EINVAL` if none waits.
     fn read(&self, h: usize, buf: &mut [u8], _flags: usize, _c: &Caller) -> Result<usize> {
         let mut handles = lock(&self.handles);
-        match handles.get_mut(&h).ok_or(Error::new(EBADF))? {
-            Handle::Root => {
-                drop(handles);
-                let text = self.listing();
-                let n = text.len().min(buf.len());
-                buf[..n].copy_from_slice(&text.as_bytes()[..n]);
-                Ok(n)
-            }
-            Handle::Device => Err(Error::new(EISDIR)),
-            Handle::Channel { answer, .. } => {
+        let handle = handles.get_mut(&h).ok_or(Error::new(EBADF))?;
+        if handle.stat {
+            return Err(Error::new(EBADF));
+        }
+        match &mut handle.kind {
+            Kind::TopLevel { .. } | Kind::Device => Err(Error::new(EISDIR)),
+            Kind::Access => Err(Error::new(EBADF)),
+            Kind::Channel { answer, .. } => {
                 let q = answer.as_mut().ok_or(Error::new(EINVAL))?;
                 let n = q.len().min(buf.len());
                 for (dst, src) in buf.iter_mut().zip(q.drain(..n)) {
@@ -300,9 +255,17 @@ impl KernelScheme for PciScheme {
         }
     }
 
+    /// base `drivers/pcid/src/scheme.rs` `write_channel`: one request per write, the
+    /// bare bincode bytes (bincode 1 `deserialize_from`: trailing bytes ignored);
+    /// `EINVAL` while an answer is unread or if the bytes do not decode; the answer is
+    /// queued as a u64-LE length and the body.
     fn write(&self, h: usize, buf: &[u8], _flags: usize, _c: &Caller) -> Result<usize> {
         let mut handles = lock(&self.handles);
-        let Some(Handle::Channel { function, answer }) = handles.get_mut(&h) else {
+        let handle = handles.get_mut(&h).ok_or(Error::new(EBADF))?;
+        if handle.stat {
+            return Err(Error::new(EBADF));
+        }
+        let Kind::Channel { function, answer } = &mut handle.kind else {
             return Err(Error::new(EBADF));
         };
         if answer.is_some() {
@@ -315,42 +278,106 @@ impl KernelScheme for PciScheme {
         Ok(buf.len())
     }
 
+    fn call(&self, h: usize, payload: &mut [u8], meta: &[u64], _c: &Caller) -> Result<usize> {
+        let is_access = {
+            let handles = lock(&self.handles);
+            let handle = handles.get(&h).ok_or(Error::new(EBADF))?;
+            !handle.stat && matches!(handle.kind, Kind::Access)
+        };
+        if !is_access {
+            return Err(Error::new(EBADF));
+        }
+        self.access(payload, meta)
+    }
+
+    /// pcid after base `e9fd66c7` (`mmap_prep` on a channel): maps part of a memory
+    /// BAR, chosen by [`split_bar_offset`]; pcid physmaps it itself. A BAR index above
+    /// 5, a BAR that is not memory, or a range outside the BAR is `EINVAL`.
+    fn mmap(&self, h: usize, req: &MmapRequest, _c: &Caller) -> Result<MmapGrant> {
+        let function = {
+            let handles = lock(&self.handles);
+            match handles.get(&h).map(|x| &x.kind) {
+                Some(Kind::Channel { function, .. }) => function.clone(),
+                _ => return Err(Error::new(EBADF)),
+            }
+        };
+        let (bar, _ty, within) = split_bar_offset(req.offset);
+        let (base, size) = function.bar(bar).ok_or(Error::new(EINVAL))?;
+        let len = req.len.div_ceil(PAGE) * PAGE;
+        let fits = within
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= size.max(PAGE as u64));
+        if len == 0 || !within.is_multiple_of(PAGE as u64) || !fits {
+            return Err(Error::new(EINVAL));
+        }
+        let phys = base + within;
+        let arena = lock(&self.phys).clone().ok_or(Error::new(EINVAL))?;
+        let host = arena.host_ptr(phys, len).ok_or(Error::new(EINVAL))?;
+        Ok(MmapGrant {
+            host_addr: host as usize,
+            phys,
+            len,
+            owned: false,
+            translates: true,
+        })
+    }
+
+    /// base `drivers/pcid/src/scheme.rs` `getdents`: the top level lists the
+    /// functions, a function's directory `channel` (kind Unspecified, next id =
+    /// index + 1); files `ENOTDIR`; `O_STAT` handles `EBADF`.
+    fn getdents(&self, h: usize, buf: &mut [u8], header_size: u16, opaque: u64) -> Result<usize> {
+        let entries: Vec<String> = {
+            let handles = lock(&self.handles);
+            let handle = handles.get(&h).ok_or(Error::new(EBADF))?;
+            if handle.stat {
+                return Err(Error::new(EBADF));
+            }
+            match &handle.kind {
+                Kind::TopLevel { entries } => entries.clone(),
+                Kind::Device => vec!["channel".to_string()],
+                Kind::Access | Kind::Channel { .. } => return Err(Error::new(ENOTDIR)),
+            }
+        };
+        let mut out = DirentBuf::new(buf, header_size).ok_or(Error::new(EINVAL))?;
+        let Ok(skip) = usize::try_from(opaque) else {
+            return Ok(0);
+        };
+        for (i, name) in entries.iter().enumerate().skip(skip) {
+            out.entry(DirEntry {
+                inode: 0,
+                next_opaque_id: i as u64 + 1,
+                name,
+                kind: DirentKind::Unspecified,
+            })?;
+        }
+        Ok(out.finalize())
+    }
+
+    /// base `drivers/pcid/src/scheme.rs` `fstat`: directories `MODE_DIR | 0755` with
+    /// their entry count as size, `channel` and `access` `MODE_CHR | 0600`, size 0.
+    fn fstat(&self, h: usize) -> Result<Stat> {
+        let mut stat = Stat::default();
+        let handles = lock(&self.handles);
+        let handle = handles.get(&h).ok_or(Error::new(EBADF))?;
+        let (len, mode) = match &handle.kind {
+            Kind::TopLevel { entries } => (entries.len(), MODE_DIR | 0o755),
+            Kind::Device => (1, MODE_DIR | 0o755),
+            Kind::Access | Kind::Channel { .. } => (0, MODE_CHR | 0o600),
+        };
+        stat.st_size = len as u64;
+        stat.st_mode = mode;
+        Ok(stat)
+    }
+
+    /// base `drivers/pcid/src/scheme.rs` `on_close`: closing a channel only clears
+    /// the function's "enabled" mark; bus mastering stays on.
     fn close(&self, h: usize) {
-        if let Some(Handle::Channel { function, .. }) = lock(&self.handles).remove(&h) {
+        if let Some(Handle {
+            kind: Kind::Channel { function, .. },
+            ..
+        }) = lock(&self.handles).remove(&h)
+        {
             function.release();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hw::pci_function::SimFunctionSpec;
-    use crate::kernel::Kernel;
-
-    #[test]
-    fn answers_config_and_features_from_the_function() {
-        let k = Kernel::boot();
-        let f = SimPciFunction::new(&k, SimFunctionSpec::dsmil_like(PciAddress::new(0, 3, 0), 8))
-            .expect("function");
-        match respond(&f, PcidClientRequest::ReadConfig(0)) {
-            PcidClientResponse::ReadConfig(v) => assert_eq!(v, 0xD511_1028),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            respond(&f, PcidClientRequest::RequestFeatures),
-            PcidClientResponse::AllFeatures(vec![PciFeature::Msi, PciFeature::MsiX])
-        );
-        assert!(matches!(
-            respond(&f, PcidClientRequest::ReadConfig(2)),
-            PcidClientResponse::Error(_)
-        ));
-        // The MSI-X table size is read-only.
-        let off = u16::from(crate::hw::pci_function::MSIX_CAP_OFFSET);
-        let before = f.config_read_u32(off).expect("read");
-        let _ = respond(&f, PcidClientRequest::WriteConfig(off, 0xFFFF_FFFF));
-        let after = f.config_read_u32(off).expect("read");
-        assert_eq!(after & 0x07FF_FFFF, before & 0x07FF_FFFF);
-        assert_eq!(after >> 30, 0b11, "enable and function mask are writable");
     }
 }

@@ -1,7 +1,9 @@
-//! Simulated physical memory: RAM below and above 4 GiB, with a buddy allocator for
-//! physically contiguous, power-of-two-rounded allocations like the Redox kernel's.
+//! Simulated physical memory: RAM below and above 4 GiB with a buddy allocator for
+//! physically contiguous, power-of-two-rounded allocations like the Redox kernel's,
+//! plus address ranges that are *not* RAM — a device window where BARs live and an
+//! optional firmware-reserved range — which the `memory` scheme's `physical@` may map.
 //!
-//! Host memory backs each region in one piece, so every simulated physical address
+//! Host memory backs each range in one piece, so every simulated physical address
 //! has a host address; simulated devices (DMA, the IOMMU's table walk) use the
 //! bounds-checked accessors here.
 
@@ -18,12 +20,63 @@ pub const PAGE: usize = 4096;
 pub const LOW_BASE: u64 = 0x0100_0000;
 /// Where RAM above 4 GiB starts.
 pub const HIGH_BASE: u64 = 0x1_0000_0000;
+/// Where the device window (BARs) starts: inside the PCI hole below 4 GiB.
+pub const MMIO_BASE: u64 = 0xC000_0000;
+/// Size of the device window.
+pub const MMIO_SIZE: usize = 64 << 20;
+/// Highest end of low RAM: it stops where the device window begins.
+const LOW_LIMIT: u64 = MMIO_BASE;
+
+/// Which RAM the kernel's frame allocator hands out first. Redox does not promise
+/// an order (its buddy allocator serves whichever area has a free block), so either
+/// is a machine a driver may meet; tests pick one to make an outcome reproducible.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RamOrder {
+    /// Lowest addresses first (RAM below 4 GiB is used up before RAM above it).
+    #[default]
+    LowFirst,
+    /// RAM above 4 GiB first.
+    HighFirst,
+}
+
+/// What a range of simulated physical address space is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeKind {
+    /// RAM the kernel's frame allocator manages.
+    Ram,
+    /// Device registers (BARs).
+    Mmio,
+    /// Firmware-reserved memory (not handed out by the allocator).
+    Reserved,
+}
+
+/// A buddy allocator and how many of its pages are handed out.
+struct Frames {
+    buddy: FrameAllocator<33>,
+    total: usize,
+    used: usize,
+}
+
+impl Frames {
+    fn alloc(&mut self, pages: usize) -> Option<usize> {
+        let frame = self.buddy.alloc(pages)?;
+        self.used += pages.next_power_of_two();
+        Some(frame)
+    }
+
+    fn dealloc(&mut self, frame: usize, pages: usize) {
+        self.buddy.dealloc(frame, pages);
+        self.used = self.used.saturating_sub(pages.next_power_of_two());
+    }
+}
 
 struct Region {
     base: u64,
     len: usize,
     host: *mut u8,
-    frames: Mutex<FrameAllocator<33>>,
+    kind: RangeKind,
+    /// Frames for RAM, and the device window's BAR space.
+    frames: Mutex<Frames>,
 }
 
 // SAFETY: the host block is only reached through bounds-checked raw copies.
@@ -31,7 +84,7 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    fn new(base: u64, len: usize) -> Option<Self> {
+    fn new(base: u64, len: usize, kind: RangeKind) -> Option<Self> {
         if len == 0 {
             return None;
         }
@@ -52,22 +105,39 @@ impl Region {
             return None;
         }
         let host = host.cast::<u8>();
-        let mut frames = FrameAllocator::<33>::new();
-        let first = (base as usize) / PAGE;
-        frames.add_frame(first, first + len / PAGE);
+        let mut frames = Frames {
+            buddy: FrameAllocator::<33>::new(),
+            total: 0,
+            used: 0,
+        };
+        if kind != RangeKind::Reserved {
+            let first = (base as usize) / PAGE;
+            frames.buddy.add_frame(first, first + len / PAGE);
+            frames.total = len / PAGE;
+        }
         Some(Self {
             base,
             len,
             host,
+            kind,
             frames: Mutex::new(frames),
         })
+    }
+
+    fn end(&self) -> u64 {
+        self.base + self.len as u64
     }
 
     fn contains(&self, phys: u64, len: usize) -> bool {
         phys >= self.base
             && phys
                 .checked_add(len as u64)
-                .is_some_and(|end| end <= self.base + self.len as u64)
+                .is_some_and(|end| end <= self.end())
+    }
+
+    fn overlaps(&self, phys: u64, len: usize) -> bool {
+        let end = phys.saturating_add(len as u64);
+        phys < self.end() && end > self.base
     }
 }
 
@@ -78,43 +148,83 @@ impl Drop for Region {
     }
 }
 
-/// The machine's RAM.
+/// How the machine's physical address space is laid out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhysLayout {
+    /// Bytes of RAM below 4 GiB, from [`LOW_BASE`] (capped at the device window).
+    pub low: usize,
+    /// Bytes of RAM above 4 GiB, from [`HIGH_BASE`].
+    pub high: usize,
+    /// Which RAM the allocator serves first.
+    pub order: RamOrder,
+    /// A firmware-reserved range `(base, len)` outside RAM (page aligned), if any.
+    pub reserved: Option<(u64, usize)>,
+}
+
+/// The machine's physical address space.
 pub struct PhysArena {
     regions: Vec<Region>,
+    order: RamOrder,
 }
 
 impl PhysArena {
-    /// RAM of the given sizes below and above 4 GiB (rounded down to pages).
+    /// RAM of the given sizes below and above 4 GiB (rounded down to pages), served
+    /// low first, and the device window.
     pub fn new(low: usize, high: usize) -> Self {
-        let low = (low / PAGE * PAGE).min((4u64 << 30).saturating_sub(LOW_BASE) as usize);
-        let regions = [
-            Region::new(LOW_BASE, low),
-            Region::new(HIGH_BASE, high / PAGE * PAGE),
+        Self::with_layout(&PhysLayout {
+            low,
+            high,
+            ..PhysLayout::default()
+        })
+    }
+
+    /// The address space `layout` describes. A reserved range that is unaligned or
+    /// overlaps RAM or the device window is left out (logged).
+    pub fn with_layout(layout: &PhysLayout) -> Self {
+        let low = (layout.low / PAGE * PAGE).min((LOW_LIMIT - LOW_BASE) as usize);
+        let mut regions: Vec<Region> = [
+            Region::new(LOW_BASE, low, RangeKind::Ram),
+            Region::new(MMIO_BASE, MMIO_SIZE, RangeKind::Mmio),
+            Region::new(HIGH_BASE, layout.high / PAGE * PAGE, RangeKind::Ram),
         ]
         .into_iter()
         .flatten()
         .collect();
-        Self { regions }
+        if let Some((base, len)) = layout.reserved {
+            let aligned = base.is_multiple_of(PAGE as u64) && len.is_multiple_of(PAGE);
+            if aligned && !regions.iter().any(|r| r.overlaps(base, len)) {
+                regions.extend(Region::new(base, len, RangeKind::Reserved));
+            } else {
+                log::error!("phys: reserved range {base:#x}+{len:#x} is unusable; left out");
+            }
+        }
+        Self {
+            regions,
+            order: layout.order,
+        }
     }
 
     fn region(&self, phys: u64, len: usize) -> Option<&Region> {
         self.regions.iter().find(|r| r.contains(phys, len))
     }
 
-    /// Allocates `len` bytes (rounded up to a power-of-two number of pages, aligned to
-    /// that size), zeroed. Above 4 GiB unless `below_4g`.
+    fn ram(&self) -> impl DoubleEndedIterator<Item = &Region> {
+        self.regions.iter().filter(|r| r.kind == RangeKind::Ram)
+    }
+
+    /// Allocates `len` bytes of RAM (rounded up to a power-of-two number of pages,
+    /// aligned to that size), zeroed. `below_4g` restricts it to RAM below 4 GiB — a
+    /// host-side facility (firmware, tests): the kernel's `memory` scheme has none.
     pub fn alloc(&self, len: usize, below_4g: bool) -> Result<u64> {
         if len == 0 {
             return Err(Error::new(EINVAL));
         }
         let pages = len.div_ceil(PAGE);
-        let order: Vec<&Region> = if below_4g {
-            self.regions.iter().filter(|r| r.base < HIGH_BASE).collect()
-        } else {
-            // High memory first, like a kernel that keeps low memory for those who need it.
-            self.regions.iter().rev().collect()
-        };
-        for r in order {
+        let mut ram: Vec<&Region> = self.ram().collect();
+        if self.order == RamOrder::HighFirst {
+            ram.reverse();
+        }
+        for r in ram.into_iter().filter(|r| !below_4g || r.base < HIGH_BASE) {
             let frame = lock(&r.frames).alloc(pages);
             if let Some(frame) = frame {
                 let phys = (frame * PAGE) as u64;
@@ -126,22 +236,69 @@ impl PhysArena {
         Err(Error::new(ENOMEM))
     }
 
-    /// Returns an allocation made by [`PhysArena::alloc`].
+    /// Returns an allocation made by [`PhysArena::alloc`] or [`PhysArena::alloc_mmio`].
     pub fn free(&self, phys: u64, len: usize) {
         let pages = len.div_ceil(PAGE);
-        if let Some(r) = self.region(phys, pages * PAGE) {
+        if let Some(r) = self.region(phys, pages * PAGE)
+            && r.kind != RangeKind::Reserved
+        {
             lock(&r.frames).dealloc(phys as usize / PAGE, pages);
         }
     }
 
-    /// Host address of `len` bytes at `phys`, if they lie in RAM.
+    /// Places a BAR of `len` bytes (a power of two, at least a page) in the device
+    /// window, naturally aligned and zeroed.
+    pub fn alloc_mmio(&self, len: usize) -> Result<u64> {
+        if len < PAGE || !len.is_power_of_two() {
+            return Err(Error::new(EINVAL));
+        }
+        let r = self
+            .regions
+            .iter()
+            .find(|r| r.kind == RangeKind::Mmio)
+            .ok_or(Error::new(ENOMEM))?;
+        let frame = lock(&r.frames)
+            .alloc(len / PAGE)
+            .ok_or(Error::new(ENOMEM))?;
+        let phys = (frame * PAGE) as u64;
+        self.fill(phys, len, 0);
+        Ok(phys)
+    }
+
+    /// What `[phys, phys + len)` is: `None` if it is not wholly inside one range.
+    pub fn kind(&self, phys: u64, len: usize) -> Option<RangeKind> {
+        self.region(phys, len).map(|r| r.kind)
+    }
+
+    /// Whether any byte of `[phys, phys + len)` is RAM the frame allocator manages.
+    pub fn touches_ram(&self, phys: u64, len: usize) -> bool {
+        self.ram().any(|r| r.overlaps(phys, len))
+    }
+
+    /// Free RAM bytes below 4 GiB and above it (for tests that check nothing leaked).
+    pub fn free_ram(&self) -> (u64, u64) {
+        let mut low = 0;
+        let mut high = 0;
+        for r in self.ram() {
+            let f = lock(&r.frames);
+            let free = (f.total.saturating_sub(f.used) * PAGE) as u64;
+            if r.base < HIGH_BASE {
+                low += free;
+            } else {
+                high += free;
+            }
+        }
+        (low, high)
+    }
+
+    /// Host address of `len` bytes at `phys`, if they lie in one simulated range.
     pub fn host_ptr(&self, phys: u64, len: usize) -> Option<*mut u8> {
         let r = self.region(phys, len)?;
         // SAFETY: `contains` checked the range lies inside the host block.
         Some(unsafe { r.host.add((phys - r.base) as usize) })
     }
 
-    /// Copies RAM into `buf`; false (and nothing copied) if outside RAM.
+    /// Copies memory into `buf`; false (and nothing copied) outside the simulated ranges.
     pub fn read(&self, phys: u64, buf: &mut [u8]) -> bool {
         match self.host_ptr(phys, buf.len()) {
             Some(p) => {
@@ -153,7 +310,7 @@ impl PhysArena {
         }
     }
 
-    /// Copies `buf` into RAM; false (and nothing written) if outside RAM.
+    /// Copies `buf` into memory; false (and nothing written) outside the simulated ranges.
     pub fn write(&self, phys: u64, buf: &[u8]) -> bool {
         match self.host_ptr(phys, buf.len()) {
             Some(p) => {
@@ -165,7 +322,7 @@ impl PhysArena {
         }
     }
 
-    /// Fills RAM with a byte; false if outside RAM.
+    /// Fills memory with a byte; false outside the simulated ranges.
     pub fn fill(&self, phys: u64, len: usize, byte: u8) -> bool {
         match self.host_ptr(phys, len) {
             Some(p) => {
@@ -177,13 +334,13 @@ impl PhysArena {
         }
     }
 
-    /// Reads a little-endian u64 (None outside RAM).
+    /// Reads a little-endian u64 (None outside the simulated ranges).
     pub fn read_u64(&self, phys: u64) -> Option<u64> {
         let mut b = [0u8; 8];
         self.read(phys, &mut b).then(|| u64::from_le_bytes(b))
     }
 
-    /// Writes a little-endian u64; false outside RAM.
+    /// Writes a little-endian u64; false outside the simulated ranges.
     pub fn write_u64(&self, phys: u64, v: u64) -> bool {
         self.write(phys, &v.to_le_bytes())
     }
@@ -195,7 +352,12 @@ mod tests {
 
     #[test]
     fn allocations_are_contiguous_aligned_zeroed_and_reusable() {
-        let a = PhysArena::new(8 << 20, 8 << 20);
+        let a = PhysArena::with_layout(&PhysLayout {
+            low: 8 << 20,
+            high: 8 << 20,
+            order: RamOrder::HighFirst,
+            reserved: None,
+        });
         let p = a.alloc(3 * PAGE, false).expect("alloc");
         assert!(p >= HIGH_BASE);
         assert_eq!(p % (4 * PAGE) as u64, 0, "rounded to 4 pages and aligned");
@@ -208,8 +370,9 @@ mod tests {
     }
 
     #[test]
-    fn below_4g_on_request_and_bounds() {
+    fn low_first_by_default_below_4g_on_request_and_bounds() {
         let a = PhysArena::new(1 << 20, 1 << 20);
+        assert!(a.alloc(PAGE, false).expect("alloc") < HIGH_BASE);
         let p = a.alloc(PAGE, true).expect("alloc");
         assert!(p < HIGH_BASE);
         assert!(
@@ -217,5 +380,22 @@ mod tests {
             "straddles the end"
         );
         assert!(a.read_u64(0).is_none());
+        assert_eq!(a.free_ram(), ((1 << 20) - 2 * PAGE as u64, 1 << 20));
+    }
+
+    #[test]
+    fn device_window_and_reserved_range_are_not_ram() {
+        let a = PhysArena::with_layout(&PhysLayout {
+            low: 1 << 20,
+            high: 0,
+            order: RamOrder::LowFirst,
+            reserved: Some((0xD000_0000, 4 * PAGE)),
+        });
+        let bar = a.alloc_mmio(0x4000).expect("bar");
+        assert_eq!(a.kind(bar, 0x4000), Some(RangeKind::Mmio));
+        assert!(!a.touches_ram(bar, 0x4000));
+        assert_eq!(a.kind(0xD000_0000, PAGE), Some(RangeKind::Reserved));
+        assert!(a.touches_ram(LOW_BASE, PAGE));
+        assert!(a.alloc_mmio(0x3000).is_err(), "BARs are powers of two");
     }
 }
