@@ -13,8 +13,8 @@ use redox_scheme::scheme::register_sync_scheme;
 use redox_scheme::wrappers::ReadinessBased;
 use syscall::data::TimeSpec;
 
-use crate::amdvi::{AmdViMmio, AmdViUnit};
-use crate::config::Config;
+use crate::amdvi::{AmdViMmio, AmdViUnit, DeviceTableEntry};
+use crate::config::{Config, UnassignedDevices};
 use crate::contiguous::ContiguousAllocator;
 use crate::scheme::IommuScheme;
 use crate::service::Iommu;
@@ -82,12 +82,19 @@ impl FlushTimer {
 }
 
 /// Builds the served state for AMD-Vi units behind `units` (register
-/// interfaces): see [`build_with`].
+/// interfaces): see [`build_with`]. Every device table entry starts as
+/// `config.unassigned` says (passthrough unless configured to block).
 pub fn build(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<Iommu, DaemonError> {
+    let default = match config.unassigned {
+        UnassignedDevices::Passthrough => DeviceTableEntry::PASSTHROUGH,
+        UnassignedDevices::Blocked => DeviceTableEntry::BLOCKED,
+    };
     build_with(config, |memory| {
         let mut drivers: Vec<Box<dyn IommuUnit>> = Vec::with_capacity(units.len());
         for mmio in units {
-            drivers.push(Box::new(AmdViUnit::new(mmio, memory)?));
+            drivers.push(Box::new(AmdViUnit::with_default_entry(
+                mmio, memory, default,
+            )?));
         }
         Ok(drivers)
     })
@@ -96,7 +103,9 @@ pub fn build(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<Iommu, Da
 /// Builds the served state: `make_units` allocates each unit's tables and
 /// queues from the memory scheme (any vendor), then the units are brought
 /// up (every device in the state its unit starts it in) and page-table
-/// memory is set up. Needs root (the `translation` handle).
+/// memory is set up. Needs root (the `translation` handle). The units must
+/// start every device as `config.unassigned` says (the AMD-Vi constructor
+/// [`build`] uses does).
 pub fn build_with(
     config: Config,
     make_units: impl FnOnce(&ContiguousAllocator) -> syscall::Result<Vec<Box<dyn IommuUnit>>>,

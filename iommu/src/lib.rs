@@ -11,6 +11,7 @@
 //! supplies both.
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod amdvi;
 pub mod bdf;
 pub mod client;
@@ -22,6 +23,7 @@ pub mod flush_queue;
 pub mod format;
 pub mod iova;
 pub mod page_table;
+pub mod pcid_channel;
 pub mod phys;
 pub mod physmap;
 pub mod protocol;

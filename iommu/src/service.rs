@@ -2,17 +2,22 @@
 //! queues, faults. The scheme (`crate::scheme`) only decodes requests and
 //! calls these methods; everything here is typed and errno-returning.
 //!
-//! Permission rule: a domain belongs to the uid that created it (by CREATE_DOMAIN
-//! or by opening `domain/<id>`); only that uid or root may change it (map,
-//! unmap, assign or unassign a device, set its invalidation mode, destroy it).
-//! Anyone may query and translate. Quotas are set by root only.
+//! Permission rule (the table is in the README): a domain belongs to the
+//! *process* that created it (CREATE_DOMAIN, or opening `domain/new` or a
+//! free `domain/<id>`); only that process changes it, translates in it or
+//! assigns devices to it. Every method takes the [`Client`] its handle
+//! recorded at open, never the uid of the request itself. MAP of a raw
+//! physical address is root only; ASSIGN by BDF is root only and only for a
+//! device no domain holds; ASSIGN through a pcid channel needs no uid (the
+//! channel is the proof). Per-uid limits come from [`Accounts`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use syscall::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, Error, Result};
 
+use crate::access::{Accounts, Budgeted, Client};
 use crate::bdf::Bdf;
-use crate::config::Config;
+use crate::config::{Config, UnassignedDevices};
 use crate::domain::{Domain, DomainConfig};
 use crate::flush_queue::{FlushGenerations, FlushQueue, Invalidation};
 use crate::page_table::Translation;
@@ -26,8 +31,13 @@ use crate::unit::{DeviceState, DomainTables, FaultCause, IommuUnit, UnitFault};
 pub struct DomainState {
     /// The address space.
     pub domain: Domain,
-    /// The uid allowed to change it (besides root).
-    pub owner: u32,
+    /// The process that owns it (`None`: its owner closed every handle
+    /// while devices were still assigned; only their unassignment remains).
+    pub owner: Option<Client>,
+    /// The uid its mapped bytes and page tables are charged to.
+    pub charged_uid: u32,
+    /// Page-table pages it holds (root included).
+    pub page_tables: usize,
     /// Strict or lazy unmaps.
     pub invalidation: Invalidation,
     /// Deferred unmaps (lazy mode).
@@ -95,24 +105,21 @@ pub struct Iommu {
     pending: VecDeque<FaultRecord>,
     history: VecDeque<FaultRecord>,
     counters: Counters,
+    accounts: Accounts,
 }
 
+/// Domain `id` if `client` owns it: `ENOENT` if there is none, `EACCES` if
+/// another process (root or not) owns it.
 fn changeable(
     domains: &mut BTreeMap<u16, DomainState>,
     id: u16,
-    uid: u32,
+    client: Client,
 ) -> Result<&mut DomainState> {
     let d = domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-    may_change(d.owner, uid)?;
-    Ok(d)
-}
-
-fn may_change(owner: u32, uid: u32) -> Result<()> {
-    if uid == 0 || uid == owner {
-        Ok(())
-    } else {
-        Err(Error::new(EACCES))
+    if !client.owns(d.owner) {
+        return Err(Error::new(EACCES));
     }
+    Ok(d)
 }
 
 impl Iommu {
@@ -120,6 +127,7 @@ impl Iommu {
     /// initialised here (see [`init_units`](Self::init_units)).
     pub fn new(config: Config, units: Vec<Box<dyn IommuUnit>>, memory: SchemeTableMemory) -> Self {
         Self {
+            accounts: Accounts::new(config.limits),
             config,
             units,
             memory,
@@ -166,6 +174,40 @@ impl Iommu {
         self.memory.live_tables()
     }
 
+    /// Per-uid usage.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// Per-uid usage, mutably (the scheme counts handles).
+    pub fn accounts_mut(&mut self) -> &mut Accounts {
+        &mut self.accounts
+    }
+
+    /// The state of a device no domain holds.
+    pub fn unassigned_entry(&self) -> DeviceState {
+        match self.config.unassigned {
+            UnassignedDevices::Passthrough => DeviceState::Passthrough,
+            UnassignedDevices::Blocked => DeviceState::Blocked,
+        }
+    }
+
+    /// Runs `f` on domain `id`'s tables and charges the page-table pages it
+    /// allocated (or freed) to the domain and its uid.
+    fn metered<R>(&mut self, id: u16, f: impl FnOnce(&mut Self) -> R) -> R {
+        let before = self.memory.live_tables();
+        let r = f(self);
+        let delta = self.memory.live_tables() as isize - before as isize;
+        if delta != 0
+            && let Some(d) = self.domains.get_mut(&id)
+        {
+            d.page_tables = d.page_tables.saturating_add_signed(delta);
+            let uid = d.charged_uid;
+            self.accounts.add_tables(uid, delta);
+        }
+        r
+    }
+
     /// Initialises unit `unit` (`None`: all). Returns (newly initialised,
     /// attempted); `ENODEV` for an unknown unit.
     pub fn init_units(&mut self, unit: Option<usize>) -> Result<(u32, u32)> {
@@ -189,20 +231,39 @@ impl Iommu {
         self.units.iter().filter(|u| u.is_initialised()).count()
     }
 
-    /// Creates domain `id` (`None`: the lowest free id from 1) owned by `uid`.
-    /// `EEXIST` if it exists, `ENOSPC` past the domain limit or with no id left.
-    pub fn create_domain(&mut self, id: Option<u16>, uid: u32) -> Result<u16> {
+    /// Creates a domain owned by `client` and returns its id: `wanted` if it
+    /// is free, otherwise (or with `None`) the lowest free id from 1 — a
+    /// wanted id is only a request, so nobody can squat on another driver's
+    /// id. `ENOSPC` past the domain limit or with no id left, `EMFILE` past
+    /// the uid's domain limit.
+    pub fn create_domain(&mut self, wanted: Option<u16>, client: Client) -> Result<u16> {
         if self.domains.len() >= self.config.max_domains {
             return Err(Error::new(ENOSPC));
         }
-        let id = match id {
-            Some(0) => return Err(Error::new(EINVAL)),
-            Some(id) if self.domains.contains_key(&id) => return Err(Error::new(EEXIST)),
-            Some(id) => id,
-            None => (1..=u16::MAX)
+        let id = match wanted {
+            Some(id) if id != 0 && !self.domains.contains_key(&id) => id,
+            _ => (1..=u16::MAX)
                 .find(|i| !self.domains.contains_key(i))
                 .ok_or(Error::new(ENOSPC))?,
         };
+        self.create_exact(id, client)
+    }
+
+    /// Creates domain `id` owned by `client`: `EEXIST` if it exists.
+    pub fn create_exact(&mut self, id: u16, client: Client) -> Result<u16> {
+        if id == 0 {
+            return Err(Error::new(EINVAL));
+        }
+        if self.domains.contains_key(&id) {
+            return Err(Error::new(EEXIST));
+        }
+        if self.domains.len() >= self.config.max_domains {
+            return Err(Error::new(ENOSPC));
+        }
+        if self.accounts.tables_left(client.uid) == 0 {
+            return Err(Error::new(ENOSPC));
+        }
+        self.accounts.take_domain(client.uid)?;
         let config = DomainConfig {
             address_bits: self.config.address_bits,
             quota_bytes: self.config.default_quota_bytes,
@@ -213,12 +274,23 @@ impl Iommu {
             .units
             .first()
             .map_or(&AMD_V1 as _, |u| u.page_table_format());
-        let domain = Domain::with_format(id, config, format, &mut self.memory)?;
+        let before = self.memory.live_tables();
+        let domain = match Domain::with_format(id, config, format, &mut self.memory) {
+            Ok(d) => d,
+            Err(e) => {
+                self.accounts.give_domain(client.uid);
+                return Err(e);
+            }
+        };
+        let tables = self.memory.live_tables().saturating_sub(before);
+        self.accounts.add_tables(client.uid, tables as isize);
         self.domains.insert(
             id,
             DomainState {
                 domain,
-                owner: uid,
+                owner: Some(client),
+                charged_uid: client.uid,
+                page_tables: tables,
                 invalidation: self.config.default_invalidation,
                 queue: FlushQueue::new(self.config.flush_queue_size),
                 generations: FlushGenerations::default(),
@@ -233,23 +305,71 @@ impl Iommu {
         self.domains.get(&id).ok_or(Error::new(ENOENT))
     }
 
-    fn domain_for_change(&mut self, id: u16, uid: u32) -> Result<&mut DomainState> {
-        changeable(&mut self.domains, id, uid)
+    /// Domain `id` for a request of `client`: its owner only.
+    pub fn owned(&self, id: u16, client: Client) -> Result<&DomainState> {
+        let d = self.domain(id)?;
+        if !client.owns(d.owner) {
+            return Err(Error::new(EACCES));
+        }
+        Ok(d)
     }
 
-    /// Destroys domain `id`: `EBUSY` while a device is assigned to it.
-    pub fn destroy_domain(&mut self, id: u16, uid: u32) -> Result<()> {
-        let d = self.domain_for_change(id, uid)?;
+    fn domain_for_change(&mut self, id: u16, client: Client) -> Result<&mut DomainState> {
+        changeable(&mut self.domains, id, client)
+    }
+
+    /// Destroys domain `id` (its owner only): `EBUSY` while a device is
+    /// assigned to it.
+    pub fn destroy_domain(&mut self, id: u16, client: Client) -> Result<()> {
+        let d = self.domain_for_change(id, client)?;
         if !d.devices.is_empty() {
             return Err(Error::new(EBUSY));
         }
+        self.remove_domain(id)
+    }
+
+    fn remove_domain(&mut self, id: u16) -> Result<()> {
         // No device can reach it any more; drop whatever the IOTLBs still hold
         // for the id before it can be given to a new domain.
         Self::invalidate(&mut self.units, id, 0, u64::MAX)?;
         if let Some(d) = self.domains.remove(&id) {
+            let uid = d.charged_uid;
+            self.accounts
+                .add_bytes(uid, -i128::from(d.domain.mapped_bytes()));
+            self.accounts.add_tables(uid, -(d.page_tables as isize));
+            if d.owner.is_some() {
+                self.accounts.give_domain(uid);
+            }
             d.domain.destroy(&mut self.memory);
         }
         Ok(())
+    }
+
+    /// The last handle process `pid` opened was closed: its domains without
+    /// devices are destroyed; those with devices become ownerless (their
+    /// devices keep their translation until root unassigns them), so a later
+    /// process reusing the pid inherits nothing.
+    pub fn release_process(&mut self, pid: usize) {
+        let ids: Vec<u16> = self
+            .domains
+            .iter()
+            .filter(|(_, d)| d.owner.is_some_and(|o| o.pid == pid))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let Some(d) = self.domains.get_mut(&id) else {
+                continue;
+            };
+            if d.devices.is_empty() {
+                if let Err(e) = self.remove_domain(id) {
+                    log::error!("iommud: destroying domain {id} of exited pid {pid}: {e}");
+                }
+            } else {
+                d.owner = None;
+                let uid = d.charged_uid;
+                self.accounts.give_domain(uid);
+            }
+        }
     }
 
     /// Invalidates `[iova, iova + size)` of `domain` (`size == u64::MAX`:
@@ -273,34 +393,75 @@ impl Iommu {
         Ok(())
     }
 
-    /// Maps `size` bytes at `phys` into domain `id`; returns the IOVA.
+    /// Maps `size` bytes at physical `phys` into domain `id`; returns the
+    /// IOVA. A raw physical address is root's alone (`EACCES` otherwise): a
+    /// client must never make a device reach memory it could not reach.
     pub fn map(
         &mut self,
         id: u16,
-        uid: u32,
+        client: Client,
         phys: u64,
         size: u64,
         flags: MapFlags,
         iova: Option<u64>,
     ) -> Result<u64> {
-        let d = changeable(&mut self.domains, id, uid)?;
+        self.domain_for_change(id, client)?;
+        if !client.is_root() {
+            return Err(Error::new(EACCES));
+        }
+        self.map_checked(id, phys, size, flags, iova)
+    }
+
+    /// MAP after the permission checks: the uid's byte and page-table
+    /// limits, a lazy flush when the IOVA space is short, and a device
+    /// entry rewrite when the tables grew a level.
+    fn map_checked(
+        &mut self,
+        id: u16,
+        phys: u64,
+        size: u64,
+        flags: MapFlags,
+        iova: Option<u64>,
+    ) -> Result<u64> {
+        let uid = self.domain(id)?.charged_uid;
+        self.accounts.check_bytes(uid, size)?;
+        let left = self.accounts.tables_left(uid);
+        let d = self.domains.get(&id).ok_or(Error::new(ENOENT))?;
         let before = (d.domain.root(), d.domain.levels());
-        let mut result = d.domain.map(&mut self.memory, phys, size, flags, iova);
+        let mut result = self.map_budgeted(id, left, phys, size, flags, iova);
         // IOVAs waiting for a lazy flush may be exactly what is missing.
+        let d = self.domain(id)?;
         let retry = matches!(&result, Err(e) if e.errno == ENOSPC
             || (e.errno == EEXIST && iova.is_some_and(|i| d.queue.holds(i, size))));
         if retry && !d.queue.is_empty() {
             self.flush_domain(id)?;
-            let d = changeable(&mut self.domains, id, uid)?;
-            result = d.domain.map(&mut self.memory, phys, size, flags, iova);
+            let left = self.accounts.tables_left(uid);
+            result = self.map_budgeted(id, left, phys, size, flags, iova);
         }
         let iova = result?;
+        self.accounts.add_bytes(uid, i128::from(size));
         let d = self.domain(id)?;
         if (d.domain.root(), d.domain.levels()) != before {
             // The tables grew a level: every device must walk from the new root.
             self.rewrite_entries(id)?;
         }
         Ok(iova)
+    }
+
+    fn map_budgeted(
+        &mut self,
+        id: u16,
+        left: usize,
+        phys: u64,
+        size: u64,
+        flags: MapFlags,
+        iova: Option<u64>,
+    ) -> Result<u64> {
+        self.metered(id, |s| {
+            let d = s.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
+            let mut memory = Budgeted::new(&mut s.memory, left);
+            d.domain.map(&mut memory, phys, size, flags, iova)
+        })
     }
 
     fn rewrite_entries(&mut self, id: u16) -> Result<()> {
@@ -331,8 +492,16 @@ impl Iommu {
 
     /// Unmaps the mapping starting at `iova`; returns its size. Strict: the
     /// IOTLBs no longer hold it when this returns. Lazy: it is queued.
-    pub fn unmap(&mut self, id: u16, uid: u32, iova: u64) -> Result<u64> {
-        let d = changeable(&mut self.domains, id, uid)?;
+    pub fn unmap(&mut self, id: u16, client: Client, iova: u64) -> Result<u64> {
+        self.domain_for_change(id, client)?;
+        let size = self.metered(id, |s| s.unmap_owned(id, iova))?;
+        let uid = self.domain(id)?.charged_uid;
+        self.accounts.add_bytes(uid, -i128::from(size));
+        Ok(size)
+    }
+
+    fn unmap_owned(&mut self, id: u16, iova: u64) -> Result<u64> {
+        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
         match d.invalidation {
             Invalidation::Strict => {
                 let unmapped = d.domain.unmap(&mut self.memory, iova)?;
@@ -345,7 +514,7 @@ impl Iommu {
                 let full = d.queue.push(unmapped, d.generations.next());
                 self.counters.deferred_unmaps += 1;
                 if full {
-                    self.flush_domain(id)?;
+                    self.flush_unmetered(id)?;
                 }
                 Ok(unmapped.size)
             }
@@ -355,6 +524,11 @@ impl Iommu {
     /// Flushes domain `id`'s IOTLB entries and releases every deferred IOVA
     /// queued before the flush started; returns how many were released.
     pub fn flush_domain(&mut self, id: u16) -> Result<usize> {
+        self.metered(id, |s| s.flush_unmetered(id))
+    }
+
+    /// [`flush_domain`](Self::flush_domain) inside an already metered call.
+    fn flush_unmetered(&mut self, id: u16) -> Result<usize> {
         let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
         if d.queue.is_empty() {
             return Ok(0);
@@ -372,9 +546,9 @@ impl Iommu {
         Ok(released.len())
     }
 
-    /// [`flush_domain`](Self::flush_domain) on behalf of `uid` (owner or root).
-    pub fn flush_domain_for(&mut self, id: u16, uid: u32) -> Result<usize> {
-        self.domain_for_change(id, uid)?;
+    /// [`flush_domain`](Self::flush_domain) on behalf of `client` (its owner).
+    pub fn flush_domain_for(&mut self, id: u16, client: Client) -> Result<usize> {
+        self.domain_for_change(id, client)?;
         self.flush_domain(id)
     }
 
@@ -399,58 +573,83 @@ impl Iommu {
     }
 
     /// Sets domain `id`'s invalidation mode (leaving lazy flushes first).
-    pub fn set_invalidation(&mut self, id: u16, uid: u32, mode: Invalidation) -> Result<()> {
-        self.domain_for_change(id, uid)?;
+    pub fn set_invalidation(&mut self, id: u16, client: Client, mode: Invalidation) -> Result<()> {
+        self.domain_for_change(id, client)?;
         if mode == Invalidation::Strict {
             self.flush_domain(id)?;
         }
-        self.domain_for_change(id, uid)?.invalidation = mode;
+        self.domain_for_change(id, client)?.invalidation = mode;
         Ok(())
     }
 
-    /// Sets domain `id`'s quota of mapped bytes (root only).
-    pub fn set_quota(&mut self, id: u16, uid: u32, bytes: u64) -> Result<()> {
-        if uid != 0 {
+    /// Sets domain `id`'s quota of mapped bytes (its owner, if root).
+    pub fn set_quota(&mut self, id: u16, client: Client, bytes: u64) -> Result<()> {
+        let d = self.domain_for_change(id, client)?;
+        if !client.is_root() {
             return Err(Error::new(EACCES));
         }
-        self.domains
-            .get_mut(&id)
-            .ok_or(Error::new(ENOENT))?
-            .domain
-            .set_quota(bytes);
+        d.domain.set_quota(bytes);
         Ok(())
     }
 
-    /// What domain `id`'s tables translate `iova` to (`ENOENT`: nothing).
-    pub fn translate(&self, id: u16, iova: u64) -> Result<Translation> {
-        self.domain(id)?
+    /// What domain `id`'s tables translate `iova` to (`ENOENT`: nothing);
+    /// its owner only, since the answer is a physical address.
+    pub fn translate(&self, id: u16, client: Client, iova: u64) -> Result<Translation> {
+        self.owned(id, client)?
             .domain
             .translate(&self.memory, iova)
             .ok_or(Error::new(ENOENT))
     }
 
+    /// ASSIGN by BDF (the v1 opcode): root only, into a domain `client`
+    /// owns, and only for a device no domain holds (`EBUSY` otherwise; the
+    /// same domain again is a no-op). `unit` `None`: unit 0.
+    pub fn assign(
+        &mut self,
+        bdf: Bdf,
+        id: u16,
+        unit: Option<usize>,
+        client: Client,
+    ) -> Result<usize> {
+        self.domain_for_change(id, client)?;
+        if !client.is_root() {
+            return Err(Error::new(EACCES));
+        }
+        if let Some(held) = self.devices.get(&bdf.requester_id()) {
+            return if held.domain == id && unit.is_none_or(|u| u == held.unit) {
+                Ok(held.unit)
+            } else {
+                Err(Error::new(EBUSY))
+            };
+        }
+        self.attach(bdf, id, unit)
+    }
+
+    /// ASSIGN of the function a pcid channel proved to be `bdf`: into a
+    /// domain `client` owns, taking the device from whatever domain held it
+    /// (pcid lets one channel per function be open, so its holder is the
+    /// function's driver).
+    pub fn assign_proven(&mut self, bdf: Bdf, id: u16, client: Client) -> Result<usize> {
+        self.domain_for_change(id, client)?;
+        self.attach(bdf, id, None)
+    }
+
     /// Points `bdf`'s device table entry at domain `id` on `unit` (`None`:
     /// unit 0, which owns every device on a single-unit machine).
-    pub fn assign(&mut self, bdf: Bdf, id: u16, unit: Option<usize>, uid: u32) -> Result<usize> {
+    fn attach(&mut self, bdf: Bdf, id: u16, unit: Option<usize>) -> Result<usize> {
         let unit = unit.unwrap_or(0);
         if unit >= self.units.len() {
             return Err(Error::new(ENODEV));
         }
         let rid = bdf.requester_id();
-        self.domain_for_change(id, uid)?;
-        if let Some(old) = self.devices.get(&rid).copied() {
-            // Moving a device takes it from its old domain: that owner's right too.
-            self.domain_for_change(old.domain, uid)?;
-        }
         let d = self.domain(id)?;
         let entry = Self::translated(id, &d.domain);
         self.write_entry(unit, rid, entry)?;
         if let Some(old) = self.devices.insert(rid, Assignment { domain: id, unit }) {
-            if let Some(od) = self.domains.get_mut(&old.domain) {
-                od.devices.remove(&rid);
-            }
+            self.leave(old.domain, rid);
             if old.unit != unit {
-                self.write_entry(old.unit, rid, DeviceState::Blocked)?;
+                let default = self.unassigned_entry();
+                self.write_entry(old.unit, rid, default)?;
             }
         }
         if let Some(d) = self.domains.get_mut(&id) {
@@ -459,16 +658,35 @@ impl Iommu {
         Ok(unit)
     }
 
-    /// Blocks `bdf`'s DMA and detaches it from its domain; returns the old assignment.
-    pub fn unassign(&mut self, bdf: Bdf, uid: u32) -> Result<Assignment> {
+    /// `rid` left domain `id`; an ownerless domain left empty is destroyed.
+    fn leave(&mut self, id: u16, rid: u16) {
+        let Some(d) = self.domains.get_mut(&id) else {
+            return;
+        };
+        d.devices.remove(&rid);
+        if d.owner.is_none()
+            && d.devices.is_empty()
+            && let Err(e) = self.remove_domain(id)
+        {
+            log::error!("iommud: destroying ownerless domain {id}: {e}");
+        }
+    }
+
+    /// Gives `bdf` back to the default (passthrough or blocked) and detaches
+    /// it from its domain; returns the old assignment. The domain's owner may
+    /// do it, and root for a domain whose owner is gone.
+    pub fn unassign(&mut self, bdf: Bdf, client: Client) -> Result<Assignment> {
         let rid = bdf.requester_id();
         let a = *self.devices.get(&rid).ok_or(Error::new(ENOENT))?;
-        self.domain_for_change(a.domain, uid)?;
-        self.write_entry(a.unit, rid, DeviceState::Blocked)?;
-        self.devices.remove(&rid);
-        if let Some(d) = self.domains.get_mut(&a.domain) {
-            d.devices.remove(&rid);
+        let d = self.domain(a.domain)?;
+        let allowed = client.owns(d.owner) || (d.owner.is_none() && client.is_root());
+        if !allowed {
+            return Err(Error::new(EACCES));
         }
+        let default = self.unassigned_entry();
+        self.write_entry(a.unit, rid, default)?;
+        self.devices.remove(&rid);
+        self.leave(a.domain, rid);
         Ok(a)
     }
 

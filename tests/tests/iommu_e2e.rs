@@ -93,9 +93,12 @@ fn every_opcode_from_a_client_thread() {
     let id = ctl.create_domain(None).expect("create");
     assert_eq!(id, 1);
     assert_eq!(
-        ctl.create_domain(Some(1)).unwrap_err().errno,
-        syscall::error::EEXIST
+        ctl.create_domain(Some(1))
+            .expect("a taken id is only a request"),
+        2,
+        "iommud hands out a free id instead"
     );
+    ctl.destroy_domain(2).expect("destroy the second");
 
     let d = IommuDomain::open(id).expect("open domain");
     let info = d.query().expect("query domain");
@@ -163,7 +166,7 @@ fn requests_on_the_wrong_handle_are_eopnotsupp() {
 #[test]
 fn device_dma_reaches_the_mapped_page() {
     let m = machine();
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(7).expect("domain");
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
     let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
@@ -171,11 +174,11 @@ fn device_dma_reaches_the_mapped_page() {
         iova, buf,
         "the device sees an IOVA, not the physical address"
     );
-    // Unassigned devices are blocked.
-    assert_eq!(
-        m.dev.dma_write(iova, b"x"),
-        Err(DmaFault::Translation(iova))
-    );
+    // A device no domain holds is in passthrough: its bus address is physical.
+    m.dev.dma_write(buf, b"pt").expect("passthrough DMA");
+    let mut pt = [0u8; 2];
+    assert!(m.k.phys().read(buf, &mut pt));
+    assert_eq!(&pt, b"pt");
     d.assign(bdf()).expect("assign");
     m.dev.dma_write(iova + 16, b"hello iommu").expect("dma");
     let mut got = [0u8; 11];
@@ -189,7 +192,7 @@ fn device_dma_reaches_the_mapped_page() {
 #[test]
 fn rogue_dma_faults_logs_and_writes_nothing() {
     let m = machine();
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(2).expect("domain");
     d.assign(bdf()).expect("assign");
     // Three contiguous pages: canary, buffer, canary. Only the middle is mapped.
@@ -236,7 +239,7 @@ fn rogue_dma_faults_logs_and_writes_nothing() {
 #[test]
 fn write_through_a_read_only_mapping_faults() {
     let m = machine();
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(3).expect("domain");
     d.assign(bdf()).expect("assign");
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
@@ -272,7 +275,7 @@ fn strict_unmap_waits_for_a_unit_running_beside_the_cpu() {
 
 fn strict_unmap_on(execution: CommandExecution) {
     let m = machine_on(iommu::Config::default(), execution);
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(5).expect("domain");
     d.assign(bdf()).expect("assign");
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
@@ -298,7 +301,7 @@ fn strict_unmap_on(execution: CommandExecution) {
 #[test]
 fn lazy_unmap_leaves_a_window_until_the_flush() {
     let m = machine();
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(6).expect("domain");
     d.set_invalidation(Invalidation::Lazy).expect("lazy");
     d.assign(bdf()).expect("assign");
@@ -335,7 +338,7 @@ fn a_full_flush_queue_flushes_by_itself() {
         flush_timeout_ms: 3_600_000,
         ..iommu::Config::default()
     });
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(8).expect("domain");
     d.set_invalidation(Invalidation::Lazy).expect("lazy");
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
@@ -356,7 +359,7 @@ fn a_full_flush_queue_flushes_by_itself() {
 #[test]
 fn the_flush_timeout_runs_from_the_time_scheme() {
     let m = machine();
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(9).expect("domain");
     d.set_invalidation(Invalidation::Lazy).expect("lazy");
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
@@ -380,7 +383,7 @@ fn the_flush_timeout_runs_from_the_time_scheme() {
 #[test]
 fn growing_tables_rewrite_the_device_entry() {
     let m = machine();
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(10).expect("domain");
     d.assign(bdf()).expect("assign");
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
@@ -408,7 +411,7 @@ fn growing_tables_rewrite_the_device_entry() {
 #[test]
 fn destroying_a_domain_with_devices_is_ebusy() {
     let m = machine();
-    let (_p, _g) = m.k.enter("driver", Cred::USER);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let ctl = IommuControl::open().expect("control");
     let d = IommuDomain::open(11).expect("domain");
     d.assign(bdf()).expect("assign");
@@ -419,60 +422,79 @@ fn destroying_a_domain_with_devices_is_ebusy() {
 }
 
 #[test]
-fn only_the_owner_or_root_changes_a_domain() {
+fn only_the_owner_changes_or_reads_a_domain() {
     let m = machine();
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
-    let iova = {
-        let (_p, _g) = m.k.enter("owner", Cred::USER);
-        let d = IommuDomain::open(12).expect("domain");
-        d.map(buf, PAGE, MapFlags::READ_WRITE, None)
-            .expect("owner maps")
-    };
-    {
-        let other = Cred {
-            uid: 1001,
-            gid: 1001,
-        };
-        let (_p, _g) = m.k.enter("intruder", other);
-        let d = IommuDomain::open(12).expect("anyone may open");
-        assert_eq!(d.query().expect("and query").mappings, 1);
-        assert_eq!(d.translate(iova).expect("and translate"), buf);
-        let e = |r: syscall::Result<u64>| r.unwrap_err().errno;
-        assert_eq!(e(d.map(buf, PAGE, MapFlags::READ, None)), EACCES);
-        assert_eq!(e(d.unmap(iova)), EACCES);
-        assert_eq!(d.assign(bdf()).unwrap_err().errno, EACCES);
-        assert_eq!(
-            d.set_invalidation(Invalidation::Lazy).unwrap_err().errno,
-            EACCES
-        );
-        assert_eq!(d.set_quota(1).unwrap_err().errno, EACCES);
-        assert_eq!(
-            IommuControl::open()
-                .expect("ctl")
-                .destroy_domain(12)
-                .unwrap_err()
-                .errno,
-            EACCES
-        );
-    }
-    {
-        let (_p, _g) = m.k.enter("owner", Cred::USER);
-        let d = IommuDomain::open(12).expect("domain");
-        assert_eq!(
-            d.set_quota(1).unwrap_err().errno,
-            EACCES,
-            "quota: root only"
-        );
-    }
-    let (_p, _g) = m.k.enter("admin", Cred::ROOT);
-    let d = IommuDomain::open(12).expect("domain");
-    d.unmap(iova).expect("root may");
+    let (_owner_p, _owner_g) = m.k.enter("owner", Cred::ROOT);
+    let owner = IommuDomain::open(12).expect("domain");
+    let iova = owner
+        .map(buf, PAGE, MapFlags::READ_WRITE, None)
+        .expect("owner maps");
+    let intruders = [
+        (
+            "unprivileged",
+            Cred {
+                uid: 1001,
+                gid: 1001,
+            },
+        ),
+        ("second root driver", Cred::ROOT),
+    ];
+    std::thread::scope(|scope| {
+        for (who, cred) in intruders {
+            let k = &m.k;
+            scope.spawn(move || {
+                let (_p, _g) = k.enter(who, cred);
+                assert_eq!(
+                    IommuDomain::open(12).unwrap_err().errno,
+                    EACCES,
+                    "{who}: another process's domain"
+                );
+                let ctl = IommuControl::open().expect("control");
+                assert_eq!(ctl.destroy_domain(12).unwrap_err().errno, EACCES, "{who}");
+                let ro = libredox::Fd::open("/scheme/iommu/domain/12", libredox::flag::O_RDONLY, 0);
+                if cred.uid == 0 {
+                    let fd = ro.expect("root may open it read-only");
+                    let ask = |req: Request| {
+                        fd.write(&req.encode()).expect("write");
+                        let mut r = [0u8; 36];
+                        fd.read(&mut r).expect("read");
+                        Response::decode(&r).expect("decode")
+                    };
+                    let q = ask(Request::Query);
+                    assert_eq!(({ q.status }, q.arg3), (0, 1), "{who}: QUERY answered");
+                    for req in [
+                        Request::Translate { iova },
+                        Request::Unmap { iova },
+                        Request::Map {
+                            flags: MapFlags::READ_WRITE,
+                            phys: 0,
+                            size: PAGE,
+                            iova: None,
+                        },
+                        Request::SetQuota { bytes: 1 },
+                    ] {
+                        assert_eq!({ ask(req).status }, -EACCES, "{who}: {req:?}");
+                    }
+                } else {
+                    assert_eq!(
+                        ro.err().map(|e| e.errno()),
+                        Some(EACCES),
+                        "{who}: not even read-only"
+                    );
+                }
+            });
+        }
+    });
+    assert_eq!(owner.query().expect("query").mappings, 1, "nothing changed");
+    assert_eq!(owner.translate(iova).expect("the owner translates"), buf);
+    owner.unmap(iova).expect("the owner unmaps");
 }
 
 #[test]
 fn the_quota_limits_mapped_bytes() {
     let m = machine();
-    let (_p, _g) = m.k.enter("admin", Cred::ROOT);
+    let (_p, _g) = m.k.enter("driver", Cred::ROOT);
     let d = IommuDomain::open(13).expect("domain");
     d.set_quota(2 * PAGE).expect("quota");
     let buf = m.k.phys().alloc(4 * PAGE as usize, false).expect("ram");
@@ -504,7 +526,7 @@ fn malformed_requests_get_errno_responses_through_the_kernel() {
 #[test]
 fn the_demo_shows_a_mapping_a_translation_and_a_blocked_rogue_dma() {
     let k = Kernel::boot();
-    let (_p, _g) = k.enter("demo", Cred::USER);
+    let (_p, _g) = k.enter("demo", Cred::ROOT);
     let mut out = String::new();
     redox_host::demo::iommu_demo(&k, &mut out).expect("demo");
     for needle in [

@@ -71,7 +71,7 @@ fn every_malformed_shape_gets_a_negative_errno_response() {
         assert_eq!(status(&exchange(h, dom, &v.encode())), (-EINVAL, 0x10));
     }
     // Unknown opcodes.
-    for op in [0x04u16, 0x13, 0x18, 0x22, 0x31, 0xFFFF] {
+    for op in [0x04u16, 0x13, 0x19, 0x23, 0x31, 0xFFFF] {
         let mut r = RawRequest::new(Opcode::Query, 0, 0, 0, 0);
         r.opcode = op;
         assert_eq!(status(&exchange(h, ctl, &r.encode())), (-EINVAL, op));
@@ -191,17 +191,149 @@ fn paths_text_files_and_directories() {
     assert_eq!(h.read(st, &mut buf), Err(EBADF));
 }
 
+/// Switches the harness to another process.
+fn become_process(h: &mut SqeHarness<IommuScheme>, pid: usize, uid: u32) {
+    h.pid = pid;
+    h.as_user(uid, uid);
+}
+
 #[test]
-fn non_owner_writes_are_eacces_at_sqe_level() {
+fn handles_authorise_on_what_they_recorded_at_open() {
     let mut s = setup();
     let h = &mut s.h;
-    h.as_user(1000, 1000);
-    let mine = h.open("domain/5", O_RDWR).expect("owner opens");
-    h.as_user(1001, 1001);
-    let theirs = h.open("domain/5", O_RDWR).expect("other opens");
+    become_process(h, 100, 0);
+    let mine = h
+        .open("domain/5", O_RDWR)
+        .expect("owner opens (creates) it");
     let map = RawRequest::new(Opcode::Map, 0, 0x1_0000_0000, 0x1000, 0).encode();
-    assert_eq!(status(&exchange(h, theirs, &map)), (-EACCES, 0x10));
-    // The uid recorded at open decides, whoever sends the request later.
-    let r = exchange(h, mine, &map);
+    // Another process: unprivileged, or a second root driver.
+    become_process(h, 200, 1001);
+    assert_eq!(h.open("domain/5", O_RDWR), Err(EACCES));
+    assert_eq!(h.open("domain/5", O_RDONLY), Err(EACCES));
+    let own = h.open("domain/new", O_RDWR).expect("a domain of its own");
+    become_process(h, 300, 0);
+    assert_eq!(h.open("domain/5", O_RDWR), Err(EACCES));
+    let ro = h.open("domain/5", O_RDONLY).expect("root: read-only");
+    assert_eq!(status(&exchange(h, ro, &map)), (-EACCES, 0x10));
+    let tr = RawRequest::new(Opcode::Translate, 0, 0x1000, 0, 0).encode();
+    assert_eq!(status(&exchange(h, ro, &tr)), (-EACCES, 0x12));
+    let q = exchange(h, ro, &RawRequest::new(Opcode::Query, 0, 0, 0, 0).encode());
+    assert_eq!((q.status, q.arg0), (0, 5));
+    // A `call` carries metadata where an open carries the uid: metadata
+    // claiming uid 0 gives the unprivileged process's handle nothing...
+    let mut payload = [0u8; 36];
+    payload[..32].copy_from_slice(&map);
+    assert_eq!(h.call(own, &mut payload, &[0, 0, 0]), Ok(36));
+    let r = Response::decode(&payload).expect("decode");
+    assert_eq!((r.status, r.kind), (-EACCES, 0x10), "raw phys: root only");
+    // ...and metadata claiming a stranger takes nothing from root's handle,
+    // whoever sends the request on it.
+    become_process(h, 200, 1001);
+    payload[..32].copy_from_slice(&map);
+    assert_eq!(h.call(mine, &mut payload, &[0, 0, 0xFFFF_FFFF]), Ok(36));
+    assert_eq!({ Response::decode(&payload).expect("decode").status }, 0);
+}
+
+#[test]
+fn fixed_ids_are_requests_and_exiting_processes_leave_nothing() {
+    let mut s = setup();
+    let h = &mut s.h;
+    become_process(h, 100, 0);
+    let ctl = h.open("control", O_RDWR).expect("control");
+    let create = |id| RawRequest::new(Opcode::CreateDomain, id, 0, 0, 0).encode();
+    assert_eq!({ exchange(h, ctl, &create(0x0D5A)).arg0 }, 0x0D5A);
+    become_process(h, 200, 0);
+    let ctl2 = h.open("control", O_RDWR).expect("control");
+    let r = exchange(h, ctl2, &create(0x0D5A));
     assert_eq!({ r.status }, 0);
+    assert_ne!({ r.arg0 }, 0x0D5A, "the squatter gets another id");
+    let destroy = RawRequest::new(Opcode::DestroyDomain, 0x0D5A, 0, 0, 0).encode();
+    assert_eq!(status(&exchange(h, ctl2, &destroy)), (-EACCES, 0x02));
+    // Pid 100 closes its last handle: its empty domain goes away.
+    h.close(ctl);
+    become_process(h, 300, 0);
+    let fresh = h
+        .open("domain/0x0D5A", O_RDWR)
+        .expect("the id is free again");
+    let q = exchange(
+        h,
+        fresh,
+        &RawRequest::new(Opcode::Query, 0, 0, 0, 0).encode(),
+    );
+    assert_eq!((q.status, q.arg0, q.arg3), (0, 0x0D5A, 0));
+    let stats = h.scheme.iommu().accounts().usage(0);
+    assert_eq!(stats.domains, 2, "pid 200's and pid 300's");
+}
+
+#[test]
+fn per_uid_limits_answer_emfile_and_enospc() {
+    let k = Kernel::boot();
+    let unit = SimAmdVi::new(&k);
+    let (_p, _g) = k.enter("iommud", Cred::ROOT);
+    let config = iommu::Config {
+        limits: iommu::config::Limits {
+            domains_per_uid: 2,
+            handles_per_uid: 4,
+            mapped_bytes_per_uid: 0x3000,
+            page_tables_per_uid: 4,
+        },
+        ..iommu::Config::default()
+    };
+    let iommu = iommu::daemon::build(config, vec![unit.mmio()]).expect("build");
+    let mut h = SqeHarness::new(IommuScheme::new(iommu));
+    let h = &mut h;
+    let a = h.open("domain/new", O_RDWR).expect("first");
+    let _b = h.open("domain/new", O_RDWR).expect("second");
+    assert_eq!(
+        h.open("domain/new", O_RDWR),
+        Err(syscall::error::EMFILE),
+        "domains"
+    );
+    let _c = h.open("control", O_RDWR).expect("third handle");
+    let _d = h.open("stats", O_RDONLY).expect("fourth handle");
+    assert_eq!(
+        h.open("control", O_RDWR),
+        Err(syscall::error::EMFILE),
+        "handles"
+    );
+    let map = |phys: u64, size: u64, iova: u64| {
+        RawRequest::new(Opcode::Map, 0, phys, size, iova).encode()
+    };
+    assert_eq!({ exchange(h, a, &map(0x1_0000_0000, 0x2000, 0)).status }, 0);
+    let r = exchange(h, a, &map(0x1_0000_0000, 0x2000, 0));
+    assert_eq!(status(&r), (-syscall::error::ENOSPC, 0x10), "mapped bytes");
+    // Two domains hold two roots; the first MAP built two more levels: an
+    // IOVA far away needs new tables the uid no longer has.
+    let r = exchange(h, a, &map(0x1_0000_0000, 0x1000, 0x40_0000_0000));
+    assert_eq!(status(&r), (-syscall::error::ENOSPC, 0x10), "page tables");
+    let tr = RawRequest::new(Opcode::Translate, 0, 0x40_0000_0000, 0, 0).encode();
+    assert_eq!(
+        status(&exchange(h, a, &tr)),
+        (-ENOENT, 0x12),
+        "nothing mapped"
+    );
+}
+
+#[test]
+fn stats_is_rendered_at_read_time_in_pieces() {
+    let mut s = setup();
+    let h = &mut s.h;
+    let st = h.open("stats", O_RDONLY).expect("stats");
+    let mut first = [0u8; 8];
+    assert_eq!(h.read(st, &mut first), Ok(8));
+    // A domain created after the open shows up: nothing was snapshotted.
+    let _ = h.open("domain/9", O_RDWR).expect("domain");
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 100];
+    loop {
+        let n = h.read(st, &mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        rest.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.contains("domain 9: owner=pid=100 uid=0"), "{text}");
+    assert!(text.contains("uid 0: domains=1 handles=2"), "{text}");
+    assert!(text.contains("unassigned_devices: passthrough"), "{text}");
 }

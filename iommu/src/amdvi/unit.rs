@@ -49,10 +49,20 @@ impl AmdViUnit {
     /// [`DeviceTableEntry::BLOCKED`]), command ring, event log and completion
     /// store. The unit is not touched until [`init`](Self::init).
     pub fn new(mmio: Box<dyn AmdViMmio>, memory: &ContiguousAllocator) -> Result<Self> {
+        Self::with_default_entry(mmio, memory, DeviceTableEntry::BLOCKED)
+    }
+
+    /// [`new`](Self::new) with every device table entry `default` (what a
+    /// device no domain holds gets: passthrough or blocked).
+    pub fn with_default_entry(
+        mmio: Box<dyn AmdViMmio>,
+        memory: &ContiguousAllocator,
+        default: DeviceTableEntry,
+    ) -> Result<Self> {
         let device_table = memory.alloc((DEVICE_TABLE_ENTRIES * DTE_SIZE) as usize)?;
-        let blocked = DeviceTableEntry::BLOCKED.to_quadwords();
+        let q0 = default.to_quadwords()[0];
         for rid in 0..DEVICE_TABLE_ENTRIES as usize {
-            device_table.write_u64(rid * DTE_SIZE as usize, blocked[0]);
+            device_table.write_u64(rid * DTE_SIZE as usize, q0);
         }
         Ok(Self {
             mmio,

@@ -5,11 +5,18 @@
 //! pending, or into a buffer under 36 bytes, is `EINVAL`; the response stays).
 //! A malformed request is accepted by `write` and answered with a `-errno`
 //! response, as Red Bear's daemon does. `call` with a payload of at least 36
-//! bytes whose first 32 are a request does both in one round trip. The uid of
-//! the opener is recorded at open and decides every permission check.
+//! bytes whose first 32 are a request does both in one round trip.
 //!
-//! Text files (`stats`, `faults`) and the directories (root, `domain`,
-//! `device`) are snapshots taken at open.
+//! Every handle records its opener ([`Client`]: pid and uid of the open
+//! request) and, for a domain, whether it is the owner's handle or root's
+//! read-only one ([`Access`]). Every later request on it — write, `call`,
+//! fd passing — is judged on that record alone: a `call`'s Sqe carries no
+//! uid at all. When the last handle a process opened is closed, its empty
+//! domains go away ([`Iommu::release_process`]).
+//!
+//! `stats` is rendered at read time, piece by piece ([`text::StatsCursor`]);
+//! `faults` and the directories (root, `domain`, `device`) are snapshots
+//! taken at open (both bounded: the fault history and the domain limit).
 
 pub mod path;
 pub mod requests;
@@ -24,34 +31,48 @@ use syscall::error::{EACCES, EBADF, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, Err
 use syscall::flag::{O_ACCMODE, O_DIRECTORY, O_RDONLY};
 use syscall::schemev2::NewFdFlags;
 
+use crate::access::Client;
 use crate::protocol::{REQUEST_SIZE, RESPONSE_SIZE};
 use crate::service::Iommu;
 use path::{Node, ROOT_ENTRIES};
-use requests::Target;
+pub use requests::{Access, Target};
+use text::StatsCursor;
 
 /// Handle number of the scheme root.
 pub const ROOT_ID: usize = 0;
 /// Most open handles (`EMFILE` past it).
 pub const MAX_HANDLES: usize = 65_536;
 
-enum Handle {
+enum Kind {
     Snapshot {
         node: Node,
         content: Vec<u8>,
         pos: usize,
     },
+    Stats {
+        cursor: StatsCursor,
+        piece: Vec<u8>,
+        at: usize,
+    },
     Channel {
         node: Node,
         target: Target,
-        uid: u32,
+        access: Access,
         response: Option<[u8; RESPONSE_SIZE]>,
     },
+}
+
+struct Handle {
+    opener: Client,
+    kind: Kind,
 }
 
 /// The state of scheme `iommu`.
 pub struct IommuScheme {
     iommu: Iommu,
     handles: BTreeMap<usize, Handle>,
+    /// Open handles per opening pid.
+    by_pid: BTreeMap<usize, usize>,
     next_id: usize,
 }
 
@@ -78,6 +99,7 @@ impl IommuScheme {
         Self {
             iommu,
             handles: BTreeMap::new(),
+            by_pid: BTreeMap::new(),
             next_id: ROOT_ID + 1,
         }
     }
@@ -106,43 +128,80 @@ impl IommuScheme {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
+        *self.by_pid.entry(handle.opener.pid).or_default() += 1;
         self.handles.insert(id, handle);
         Ok(id)
     }
 
-    fn open_node(&mut self, node: Node, flags: usize, uid: u32) -> Result<usize> {
+    /// Opens `node` for `opener`, counting the handle against its uid.
+    pub fn open_node(&mut self, node: Node, flags: usize, opener: Client) -> Result<usize> {
+        self.iommu.accounts_mut().take_handle(opener.uid)?;
+        let r = self.open_counted(node, flags, opener);
+        if r.is_err() {
+            self.iommu.accounts_mut().give_handle(opener.uid);
+        }
+        r
+    }
+
+    /// A domain handle on `id` for `opener`: the owner's, root's read-only
+    /// one on another process's domain, else `EACCES`. A free id is created
+    /// for the opener (Red Bear's "opening creates it").
+    fn open_domain(&mut self, id: u16, read_only: bool, opener: Client) -> Result<Access> {
+        match self.iommu.domain(id) {
+            Ok(d) if opener.owns(d.owner) => Ok(Access::Full),
+            Ok(_) if opener.is_root() && read_only => Ok(Access::QueryOnly),
+            Ok(_) => Err(Error::new(EACCES)),
+            Err(_) => {
+                self.iommu.create_exact(id, opener)?;
+                Ok(Access::Full)
+            }
+        }
+    }
+
+    fn open_counted(&mut self, node: Node, flags: usize, opener: Client) -> Result<usize> {
         let access = flags & O_ACCMODE;
         let read_only = access == O_RDONLY || access == 0;
         let is_dir = matches!(node, Node::Root | Node::DomainDir | Node::DeviceDir);
         if !is_dir && flags & O_DIRECTORY != 0 {
             return Err(Error::new(ENOTDIR));
         }
-        let target = match node {
-            Node::Control => Some(Target::Control),
+        let channel = match node {
+            Node::Control => Some((node, Target::Control, Access::Full)),
             Node::Domain(id) => {
-                if self.iommu.domain(id).is_err() {
-                    self.iommu.create_domain(Some(id), uid)?;
-                }
-                Some(Target::Domain(id))
+                let access = self.open_domain(id, read_only, opener)?;
+                Some((node, Target::Domain(id), access))
             }
-            Node::Device(bdf) => Some(Target::Device(bdf)),
+            Node::DomainNew => {
+                let id = self.iommu.create_domain(None, opener)?;
+                Some((Node::Domain(id), Target::Domain(id), Access::Full))
+            }
+            Node::Device(bdf) => Some((node, Target::Device(bdf), Access::Full)),
             _ => None,
         };
-        let handle = match target {
-            Some(target) => Handle::Channel {
+        let kind = match channel {
+            Some((node, target, access)) => Kind::Channel {
                 node,
                 target,
-                uid,
+                access,
                 response: None,
             },
             None => {
                 if !read_only {
                     return Err(Error::new(if is_dir { EISDIR } else { EACCES }));
                 }
-                // Faults logged since the last look belong in the snapshot.
+                // Faults logged since the last look belong in what is read.
                 self.iommu.collect_events();
                 let content = match node {
-                    Node::Stats => text::stats(&self.iommu),
+                    Node::Stats => {
+                        return self.insert(Handle {
+                            opener,
+                            kind: Kind::Stats {
+                                cursor: StatsCursor::default(),
+                                piece: Vec::new(),
+                                at: 0,
+                            },
+                        });
+                    }
                     Node::Faults => text::faults(&self.iommu),
                     Node::DomainDir => text::domain_listing(&self.iommu),
                     Node::DeviceDir => text::device_listing(&self.iommu),
@@ -151,26 +210,80 @@ impl IommuScheme {
                         .map(|(name, _)| format!("{name}\n"))
                         .collect(),
                 };
-                Handle::Snapshot {
+                Kind::Snapshot {
                     node,
                     content: content.into_bytes(),
                     pos: 0,
                 }
             }
         };
-        self.insert(handle)
+        self.insert(Handle { opener, kind })
+    }
+
+    /// The request channel `id`: its target, access and opener.
+    fn channel(&self, id: usize) -> Result<(Target, Access, Client)> {
+        match self.handles.get(&id) {
+            Some(Handle {
+                opener,
+                kind: Kind::Channel { target, access, .. },
+            }) => Ok((*target, *access, *opener)),
+            Some(_) => Err(Error::new(EACCES)),
+            None => Err(Error::new(EBADF)),
+        }
     }
 
     fn exchange(&mut self, id: usize, request: &[u8]) -> Result<[u8; RESPONSE_SIZE]> {
-        let Some(Handle::Channel { target, uid, .. }) = self.handles.get(&id) else {
-            return Err(Error::new(if self.handles.contains_key(&id) {
-                EACCES
-            } else {
-                EBADF
-            }));
+        let (target, access, opener) = self.channel(id)?;
+        Ok(requests::execute(&mut self.iommu, target, access, opener, request).encode())
+    }
+
+    /// ASSIGN by channel: `channel_fd` (an fd of iommud's own, received by fd
+    /// passing on domain handle `id`) is asked which PCI function it is, and
+    /// exactly that function joins the domain. Returns its requester id.
+    /// Only the domain owner's handle may do it (`EACCES`), and only on a
+    /// domain handle (`EOPNOTSUPP`).
+    pub fn assign_channel(&mut self, id: usize, channel_fd: usize) -> Result<u16> {
+        let (target, access, opener) = self.channel(id)?;
+        let Target::Domain(domain) = target else {
+            return Err(Error::new(syscall::error::EOPNOTSUPP));
         };
-        let (target, uid) = (*target, *uid);
-        Ok(requests::execute(&mut self.iommu, target, uid, request).encode())
+        if access != Access::Full {
+            return Err(Error::new(EACCES));
+        }
+        // Ownership first: a stranger's request must not even touch the channel.
+        self.iommu.owned(domain, opener)?;
+        let bdf = crate::pcid_channel::request_function(channel_fd)?;
+        self.iommu.assign_proven(bdf, domain, opener)?;
+        Ok(bdf.requester_id())
+    }
+
+    fn read_stats(&mut self, id: usize, buf: &mut [u8]) -> Result<usize> {
+        let Some(Handle {
+            kind: Kind::Stats { cursor, piece, at },
+            ..
+        }) = self.handles.get_mut(&id)
+        else {
+            return Err(Error::new(EBADF));
+        };
+        let mut n = 0;
+        while n < buf.len() {
+            if *at >= piece.len() {
+                match text::stats_piece(&self.iommu, cursor) {
+                    Some(p) => {
+                        *piece = p.into_bytes();
+                        *at = 0;
+                    }
+                    None => break,
+                }
+            }
+            let take = (piece.len() - *at).min(buf.len() - n);
+            if let (Some(dst), Some(src)) = (buf.get_mut(n..n + take), piece.get(*at..*at + take)) {
+                dst.copy_from_slice(src);
+            }
+            *at += take;
+            n += take;
+        }
+        Ok(n)
     }
 }
 
@@ -191,7 +304,9 @@ impl SchemeSync for IommuScheme {
             return Err(Error::new(EACCES));
         }
         let node = Node::parse(path).ok_or(Error::new(ENOENT))?;
-        let number = self.open_node(node, flags, ctx.uid)?;
+        // An open request carries the caller's pid and euid (the kernel fills
+        // them for OpenAt); the handle keeps them for every later request.
+        let number = self.open_node(node, flags, Client::new(ctx.pid, ctx.uid))?;
         Ok(OpenResult::ThisScheme {
             number,
             flags: NewFdFlags::empty(),
@@ -206,9 +321,10 @@ impl SchemeSync for IommuScheme {
         _fcntl_flags: u32,
         _ctx: &CallerCtx,
     ) -> Result<usize> {
-        match self.handles.get_mut(&id).ok_or(Error::new(EBADF))? {
-            Handle::Snapshot { content, pos, .. } => Ok(copy_out(content, pos, offset, buf)),
-            Handle::Channel { response, .. } => {
+        match &mut self.handles.get_mut(&id).ok_or(Error::new(EBADF))?.kind {
+            Kind::Snapshot { content, pos, .. } => Ok(copy_out(content, pos, offset, buf)),
+            Kind::Stats { .. } => self.read_stats(id, buf),
+            Kind::Channel { response, .. } => {
                 let resp = response.as_ref().ok_or(Error::new(EINVAL))?;
                 let out = buf.get_mut(..RESPONSE_SIZE).ok_or(Error::new(EINVAL))?;
                 out.copy_from_slice(resp);
@@ -226,16 +342,21 @@ impl SchemeSync for IommuScheme {
         _fcntl_flags: u32,
         _ctx: &CallerCtx,
     ) -> Result<usize> {
-        match self.handles.get(&id) {
-            Some(Handle::Channel { .. }) => {}
-            Some(Handle::Snapshot { node, .. }) => {
+        match self.handles.get(&id).map(|h| &h.kind) {
+            Some(Kind::Channel { .. }) => {}
+            Some(Kind::Snapshot { node, .. }) => {
                 let dir = matches!(node, Node::Root | Node::DomainDir | Node::DeviceDir);
                 return Err(Error::new(if dir { EISDIR } else { EACCES }));
             }
+            Some(Kind::Stats { .. }) => return Err(Error::new(EACCES)),
             None => return Err(Error::new(EBADF)),
         }
         let response = self.exchange(id, buf)?;
-        if let Some(Handle::Channel { response: slot, .. }) = self.handles.get_mut(&id) {
+        if let Some(Handle {
+            kind: Kind::Channel { response: slot, .. },
+            ..
+        }) = self.handles.get_mut(&id)
+        {
             *slot = Some(response);
         }
         Ok(buf.len())
@@ -248,7 +369,8 @@ impl SchemeSync for IommuScheme {
         _metadata: &[u64],
         _ctx: &CallerCtx,
     ) -> Result<usize> {
-        // The uid of a `call` comes from the handle: CallerCtx carries none.
+        // Who is asking comes from the handle: a `call`'s CallerCtx carries
+        // metadata where the uid would be.
         if payload.len() < RESPONSE_SIZE {
             return Err(Error::new(EINVAL));
         }
@@ -267,8 +389,8 @@ impl SchemeSync for IommuScheme {
     ) -> Result<DirentBuf<&'buf mut [u8]>> {
         let is_root = id == ROOT_ID
             || matches!(
-                self.handles.get(&id),
-                Some(Handle::Snapshot {
+                self.handles.get(&id).map(|h| &h.kind),
+                Some(Kind::Snapshot {
                     node: Node::Root,
                     ..
                 })
@@ -296,9 +418,10 @@ impl SchemeSync for IommuScheme {
     }
 
     fn fpath(&mut self, id: usize, buf: &mut [u8], _ctx: &CallerCtx) -> Result<usize> {
-        let node = match self.handles.get(&id) {
+        let node = match self.handles.get(&id).map(|h| &h.kind) {
             _ if id == ROOT_ID => Node::Root,
-            Some(Handle::Snapshot { node, .. } | Handle::Channel { node, .. }) => *node,
+            Some(Kind::Snapshot { node, .. } | Kind::Channel { node, .. }) => *node,
+            Some(Kind::Stats { .. }) => Node::Stats,
             None => return Err(Error::new(EBADF)),
         };
         let p = format!(
@@ -314,6 +437,18 @@ impl SchemeSync for IommuScheme {
     }
 
     fn on_close(&mut self, id: usize) {
-        self.handles.remove(&id);
+        let Some(handle) = self.handles.remove(&id) else {
+            return;
+        };
+        let Client { pid, uid } = handle.opener;
+        self.iommu.accounts_mut().give_handle(uid);
+        let left = self.by_pid.get_mut(&pid).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        if left == Some(0) {
+            self.by_pid.remove(&pid);
+            self.iommu.release_process(pid);
+        }
     }
 }

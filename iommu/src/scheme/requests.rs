@@ -1,8 +1,9 @@
 //! Executing one request on a handle: the opcode table of
 //! [`crate::protocol`], on top of [`Iommu`].
 
-use syscall::error::{EOPNOTSUPP, Error, Result};
+use syscall::error::{EACCES, EOPNOTSUPP, Error, Result};
 
+use crate::access::Client;
 use crate::bdf::Bdf;
 use crate::flush_queue::Invalidation;
 use crate::protocol::{Request, Response};
@@ -19,15 +20,38 @@ pub enum Target {
     Device(Bdf),
 }
 
-/// Decodes `bytes` and executes the request for `uid` (the uid recorded when
-/// the handle was opened). Never fails: errors become `-errno` responses.
-pub fn execute(iommu: &mut Iommu, target: Target, uid: u32, bytes: &[u8]) -> Response {
+/// What a domain handle may do, decided at open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The owner's handle (or a control/device handle): everything the
+    /// service allows its opener.
+    Full,
+    /// Root's read-only handle on another process's domain: QUERY and
+    /// QUERY_SPACE only.
+    QueryOnly,
+}
+
+/// Decodes `bytes` and executes the request for `client`, the opener the
+/// handle recorded at open, with the handle's `access`. The request's own
+/// caller context is never consulted. Never fails: errors become `-errno`
+/// responses.
+pub fn execute(
+    iommu: &mut Iommu,
+    target: Target,
+    access: Access,
+    client: Client,
+    bytes: &[u8],
+) -> Response {
     let request = match Request::decode(bytes) {
         Ok(r) => r,
         Err(e) => return e.response(),
     };
     let op = request.opcode();
-    match run(iommu, target, uid, request) {
+    let read_only = matches!(request, Request::Query | Request::QuerySpace { .. });
+    if access == Access::QueryOnly && !read_only {
+        return Response::error(op.as_u16(), EACCES);
+    }
+    match run(iommu, target, client, request) {
         Ok(r) => r,
         Err(e) => Response::error(op.as_u16(), e.errno),
     }
@@ -37,7 +61,26 @@ fn unit_index(unit: Option<u32>) -> Option<usize> {
     unit.map(|u| u as usize)
 }
 
-fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<Response> {
+/// A domain read by QUERY/QUERY_SPACE: the owner's, or any for root (whose
+/// handle on a domain not its own is read-only).
+fn readable(iommu: &Iommu, id: u16, client: Client) -> Result<&crate::service::DomainState> {
+    let d = iommu.domain(id)?;
+    if client.owns(d.owner) || client.is_root() {
+        Ok(d)
+    } else {
+        Err(Error::new(EACCES))
+    }
+}
+
+fn root_only(client: Client) -> Result<()> {
+    if client.is_root() {
+        Ok(())
+    } else {
+        Err(Error::new(EACCES))
+    }
+}
+
+fn run(iommu: &mut Iommu, target: Target, client: Client, request: Request) -> Result<Response> {
     let op = request.opcode();
     let ok = |a0: u32, a1: u64, a2: u64, a3: u64| Ok(Response::ok(op, a0, a1, a2, a3));
     match (target, request) {
@@ -48,7 +91,7 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
             iommu.initialised_units() as u64,
         ),
         (Target::Domain(id), Request::Query) => {
-            let d = &iommu.domain(id)?.domain;
+            let d = &readable(iommu, id, client)?.domain;
             ok(
                 u32::from(id),
                 d.root(),
@@ -66,15 +109,16 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
             )
         }
         (Target::Control, Request::CreateDomain { id }) => {
-            let id = iommu.create_domain(id, uid)?;
+            let id = iommu.create_domain(id, client)?;
             let d = &iommu.domain(id)?.domain;
             ok(u32::from(id), d.root(), u64::from(d.levels()), 0)
         }
         (Target::Control, Request::DestroyDomain { id }) => {
-            iommu.destroy_domain(id, uid)?;
+            iommu.destroy_domain(id, client)?;
             ok(u32::from(id), 0, 0, 0)
         }
         (Target::Control, Request::InitUnits { unit }) => {
+            root_only(client)?;
             let (newly, attempted) = iommu.init_units(unit_index(unit))?;
             ok(
                 newly,
@@ -84,6 +128,8 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
             )
         }
         (Target::Control, Request::DrainEvents { unit }) => {
+            // Draining consumes every client's events and shows their addresses.
+            root_only(client)?;
             let drained = iommu.drain_events(unit_index(unit))?;
             let first = drained.first;
             ok(
@@ -102,15 +148,15 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
                 iova,
             },
         ) => {
-            let iova = iommu.map(id, uid, phys, size, flags, iova)?;
+            let iova = iommu.map(id, client, phys, size, flags, iova)?;
             ok(u32::from(id), iova, size, 0)
         }
         (Target::Domain(id), Request::Unmap { iova }) => {
-            let size = iommu.unmap(id, uid, iova)?;
+            let size = iommu.unmap(id, client, iova)?;
             ok(u32::from(id), iova, size, 0)
         }
         (Target::Domain(id), Request::Translate { iova }) => {
-            let t = iommu.translate(id, iova)?;
+            let t = iommu.translate(id, client, iova)?;
             ok(u32::from(id), iova, t.phys, 0)
         }
         (Target::Domain(id), Request::SetInvalidation { lazy }) => {
@@ -119,19 +165,19 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
             } else {
                 Invalidation::Strict
             };
-            iommu.set_invalidation(id, uid, mode)?;
+            iommu.set_invalidation(id, client, mode)?;
             ok(u32::from(id), u64::from(mode.as_wire()), 0, 0)
         }
         (Target::Domain(id), Request::Flush) => {
-            let released = iommu.flush_domain_for(id, uid)?;
+            let released = iommu.flush_domain_for(id, client)?;
             ok(u32::from(id), released as u64, 0, 0)
         }
         (Target::Domain(id), Request::SetQuota { bytes }) => {
-            iommu.set_quota(id, uid, bytes)?;
+            iommu.set_quota(id, client, bytes)?;
             ok(u32::from(id), bytes, 0, 0)
         }
         (Target::Domain(id), Request::QuerySpace { window }) => {
-            let d = &iommu.domain(id)?.domain;
+            let d = &readable(iommu, id, client)?.domain;
             let windows = d.iova_usage();
             match window {
                 None => {
@@ -153,7 +199,7 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
         }
         (Target::Device(bdf), Request::AssignDevice { domain, unit }) => {
             let unit = unit.map(|u| usize::try_from(u).unwrap_or(usize::MAX));
-            let unit = iommu.assign(bdf, domain, unit, uid)?;
+            let unit = iommu.assign(bdf, domain, unit, client)?;
             ok(
                 u32::from(domain),
                 unit as u64,
@@ -162,7 +208,7 @@ fn run(iommu: &mut Iommu, target: Target, uid: u32, request: Request) -> Result<
             )
         }
         (Target::Device(bdf), Request::UnassignDevice) => {
-            let a = iommu.unassign(bdf, uid)?;
+            let a = iommu.unassign(bdf, client)?;
             ok(
                 u32::from(a.domain),
                 u64::from(bdf.requester_id()),

@@ -427,6 +427,9 @@ fn domain_suite() {
     report("map_1g_superpage_over_4k_pages", small_pages / superpage);
 }
 
+/// The one root client the in-process rounds act as.
+const ROOT: iommu::access::Client = iommu::access::Client::new(1, 0);
+
 /// MAP + UNMAP pairs of 4 KiB through iommud's own state (no IPC) on the
 /// simulated AMD-Vi unit: strict domains wait for `INV_IOMMU_PAGES` +
 /// `COMPLETION_WAIT` on every unmap; lazy domains queue the IOVA and flush
@@ -436,9 +439,9 @@ fn invalidation_round(iommu: &mut iommu::service::Iommu, domain: u16, phys: u64)
     let start = Instant::now();
     for _ in 0..iters {
         let iova = iommu
-            .map(domain, 0, phys, PAGE_4K, MapFlags::READ_WRITE, None)
+            .map(domain, ROOT, phys, PAGE_4K, MapFlags::READ_WRITE, None)
             .unwrap_or(0);
-        black_box(iommu.unmap(domain, 0, iova).ok());
+        black_box(iommu.unmap(domain, ROOT, iova).ok());
     }
     start.elapsed().as_nanos() as f64 / iters as f64
 }
@@ -461,9 +464,9 @@ fn invalidation_pair(execution: redox_host::hw::amdvi::CommandExecution) -> (f64
         .unwrap_or_else(|e| panic!("ram: {e}"));
     for (id, mode) in [(1u16, Invalidation::Strict), (2, Invalidation::Lazy)] {
         let made = iommu
-            .create_domain(Some(id), 0)
-            .and_then(|_| iommu.set_invalidation(id, 0, mode))
-            .and_then(|_| iommu.assign(iommu::Bdf::from_requester_id(id), id, None, 0));
+            .create_domain(Some(id), ROOT)
+            .and_then(|_| iommu.set_invalidation(id, ROOT, mode))
+            .and_then(|_| iommu.assign(iommu::Bdf::from_requester_id(id), id, None, ROOT));
         if let Err(e) = made {
             panic!("domain {id}: {e}");
         }
