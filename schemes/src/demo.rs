@@ -227,6 +227,9 @@ pub fn run() -> Result<String, String> {
 
     dsmild.stop().map_err(|e| format!("dsmild: {e}"))?;
     let _ = writeln!(out, "\n== dsmild stopped cleanly");
+    // iommud is driven by a driver, and drivers run as root on Redox.
+    drop(_g);
+    let (_driver, _g) = kernel.enter("demo-driver", Cred::ROOT);
     iommu_demo(&kernel, &mut out)?;
     Ok(out)
 }
@@ -234,7 +237,8 @@ pub fn run() -> Result<String, String> {
 /// The IOMMU part of the demo: iommud in front of a simulated AMD-Vi unit and
 /// a bus-mastering PCI function; one domain, a mapping, a translation, the
 /// device's DMA through it, and a rogue DMA outside it that is blocked and
-/// logged. The caller must already be a process of `kernel`.
+/// logged. The caller must already be a process of `kernel`, running as root
+/// (raw physical MAP and ASSIGN by BDF are root's).
 pub fn iommu_demo(kernel: &std::sync::Arc<Kernel>, out: &mut String) -> Result<(), String> {
     use crate::hw::amdvi::SimAmdVi;
     use crate::hw::pci_function::{COMMAND_BUS_MASTER, SimFunctionSpec, SimPciFunction};
