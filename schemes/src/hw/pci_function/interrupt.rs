@@ -61,10 +61,12 @@ impl SimPciFunction {
         if vector < 0x20 {
             return InterruptOutcome::Dropped;
         }
+        // Counted before it is raised: the driver may wake and look at the
+        // counter before this thread runs again.
+        self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
         // The irq scheme is the kernel's interrupt entry: it decides what the vector
         // means on that CPU (a device IRQ, a legacy line, a kernel vector).
         let claimed = self.irq.raise(cpu, usize::from(vector - 0x20));
-        self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
         InterruptOutcome::Delivered {
             cpu,
             vector,
