@@ -303,6 +303,9 @@ fn irq_reads_never_block_and_never_eagain() {
     assert_eq!(read_count(blocking), Ok(Some(1)), "until acknowledged");
     let mut small = [0u8; 7];
     assert_eq!(call::read(blocking, &mut small), err(EINVAL));
+    // A new handle starts with ack 0: it sees the IRQ number's count at once.
+    let fresh = open("cpu-01/40", O_PATH).expect("O_STAT handle of the same IRQ");
+    assert_eq!(read_count(fresh), Ok(Some(1)));
 }
 
 /// `src/scheme/irq.rs` `kwrite`: a write acknowledges only when it equals the current
