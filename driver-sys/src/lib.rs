@@ -29,7 +29,7 @@
 //! for (i, h) in irqs.handles.iter().enumerate() { h.subscribe(&queue, i)?; h.pending()?; }
 //! let dma = IommuDmaAllocator::for_function(domain, quirks, 64)?;
 //! let ring = dma.allocate(4096)?;                           // give ring.iova() to the device
-//! let regs = pci.map_bar(0)?;                               // uncacheable physmap
+//! let regs = pci.map_bar(0)?;                               // uncacheable, mmap on the channel
 //! ```
 #![warn(missing_docs)]
 

@@ -2,7 +2,7 @@
 //!
 //! It provides the relibc symbols `libredox` and `redox_event` call ([`abi`]), the
 //! kernel's scheme IPC (real `Sqe`s and `Cqe`s on scheme sockets), mocked kernel
-//! schemes (`memory`, `irq`, `time`) and simulated hardware, so the unmodified Redox
+//! schemes (`memory`, `irq`, `pci`, `acpi`, `time`) and simulated hardware, so the unmodified Redox
 //! daemons of this workspace run — and are tested — on Linux.
 //!
 //! A binary or test that runs Redox code on Linux must *name* this crate

@@ -19,5 +19,5 @@ pub use config::{
     COMMAND_INTX_DISABLE, ConfigError, ConfigSpace, MemoryConfigSpace, PCI_CONFIG_SPACE_SIZE,
     REG_COMMAND, REG_STATUS, set_intx_disabled,
 };
-pub use function::{MappedBar, PCID_CLIENT_CHANNEL, PciFunction, PcidError};
+pub use function::{MappedBar, PCID_CLIENT_CHANNEL, PciFunction, PcidError, bar_mmap_offset};
 pub use pcid_wire::{PciAddress, PcidBar};

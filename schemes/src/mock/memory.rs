@@ -265,6 +265,11 @@ impl KernelScheme for MemoryScheme {
         }
     }
 
+    /// kernel `src/scheme/memory.rs` `kfpath`: every handle is `/scheme/memory/`.
+    fn fpath(&self, _h: usize) -> Option<Result<String>> {
+        Some(Ok("/scheme/memory/".to_string()))
+    }
+
     fn close(&self, h: usize) {
         lock(&self.handles).remove(&h);
     }
