@@ -248,7 +248,27 @@ abi! {
         metadata: *const u64,
         metadata_len: usize,
     ) {
-        unemulated()
+        sys(|c| {
+            if fds.is_null() && fds_len > 0 {
+                return Err(Error::new(EFAULT));
+            }
+            let fds: &[usize] = if fds_len == 0 {
+                &[]
+            } else {
+                // SAFETY: the caller passes an fd array of that length.
+                unsafe { std::slice::from_raw_parts(fds, fds_len) }
+            };
+            let meta: &[u64] = if metadata_len == 0 {
+                &[]
+            } else if metadata.is_null() {
+                return Err(Error::new(EFAULT));
+            } else {
+                // SAFETY: the caller passes a metadata array of that length.
+                unsafe { std::slice::from_raw_parts(metadata, metadata_len) }
+            };
+            let payload = unsafe { bytes_mut(payload, len)? };
+            c.call_multiple(fds, payload, CallFlags::from_bits_retain(flags), meta)
+        })
     }
     fn redox_get_socket_token_v0(fd: usize, payload: *mut u8, len: usize) { unemulated() }
     fn redox_setns_v0(fd: usize) { unemulated() }

@@ -3,8 +3,10 @@
 //! One [`Kernel`] is one simulated machine. Tests boot one each, so tests running in
 //! parallel threads never see each other's schemes.
 
+pub mod call;
 pub mod description;
 pub mod event;
+pub mod fdpass;
 pub mod flags;
 pub mod kscheme;
 pub mod process;
@@ -350,12 +352,8 @@ impl Kernel {
         }
     }
 
-    /// Interrupts process `pid`'s calls blocked on userspace schemes (a signal on
-    /// Redox): the kernel sends each scheme a `Cancel` for the request, and the
-    /// caller returns `EINTR` once the scheme answers it with `ECANCELED`.
-    /// Returns how many calls were interrupted (0 if none was in flight yet).
-    pub fn interrupt(&self, pid: usize) -> usize {
-        let sockets: Vec<_> = lock(&self.namespace)
+    fn user_sockets(&self) -> Vec<Arc<user_scheme::SchemeSocket>> {
+        lock(&self.namespace)
             .values()
             .filter_map(|entry| match entry {
                 NsEntry::User(root) => match &root.kind {
@@ -364,8 +362,39 @@ impl Kernel {
                 },
                 NsEntry::Kernel { .. } => None,
             })
-            .collect();
-        sockets.iter().map(|s| s.interrupt(pid)).sum()
+            .collect()
+    }
+
+    /// Interrupts process `pid`'s calls blocked on userspace schemes (a signal on
+    /// Redox): the kernel sends each scheme a `Cancel` for the request, and the
+    /// caller returns `EINTR` once the scheme answers it with `ECANCELED`.
+    /// Returns how many calls were interrupted (0 if none was in flight yet).
+    pub fn interrupt(&self, pid: usize) -> usize {
+        self.user_sockets().iter().map(|s| s.interrupt(pid)).sum()
+    }
+
+    /// SIGKILLs process `pid`'s calls blocked on the userspace scheme `name`: they
+    /// return `EINTR` without an answer, the only way out on Redox for a caller
+    /// whose scheme died (see [`user_scheme::SchemeSocket::sigkill`]). Tests use it
+    /// to end a caller they proved is hung. Returns how many calls were released.
+    pub fn sigkill(&self, name: &str, pid: usize) -> usize {
+        self.user_socket(name).map_or(0, |s| s.sigkill(pid))
+    }
+
+    /// Callers blocked on the userspace scheme `name` (of process `pid`, or of any).
+    /// A dead scheme never wakes its callers: this is how a test observes them hung.
+    pub fn blocked_callers(&self, name: &str, pid: Option<usize>) -> usize {
+        self.user_socket(name).map_or(0, |s| s.blocked_callers(pid))
+    }
+
+    fn user_socket(&self, name: &str) -> Option<Arc<user_scheme::SchemeSocket>> {
+        match self.lookup(name)? {
+            NsEntry::User(root) => match &root.kind {
+                DescKind::UserFile { socket, .. } => Some(socket.clone()),
+                _ => None,
+            },
+            NsEntry::Kernel { .. } => None,
+        }
     }
 
     /// The simulated monotonic clock (tests may advance it).

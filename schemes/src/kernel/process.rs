@@ -90,17 +90,16 @@ impl Process {
     }
 
     /// Installs a description at `fd`, returning what was there (to drop outside the lock).
-    pub fn insert_at(&self, fd: usize, desc: Arc<Description>) -> Result<Option<Arc<Description>>> {
+    pub fn insert_at(
+        &self,
+        fd: usize,
+        desc: Arc<Description>,
+        cloexec: bool,
+    ) -> Result<Option<Arc<Description>>> {
         if fd >= FD_LIMIT * 16 {
             return Err(Error::new(EBADF));
         }
-        let old = lock(&self.fds).insert(
-            fd,
-            FdEntry {
-                desc,
-                cloexec: false,
-            },
-        );
+        let old = lock(&self.fds).insert(fd, FdEntry { desc, cloexec });
         Ok(old.map(|e| e.desc))
     }
 

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use syscall::data::NewFdParams;
 use syscall::dirent::DirentHeader;
-use syscall::error::{EACCES, EBADF, EINVAL, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP, Error, Result};
-use syscall::flag::{self as rflag, CallFlags, EventFlags};
+use syscall::error::{EACCES, EBADF, EINVAL, EIO, ENOENT, ENOSYS, ENOTDIR, Error, Result};
+use syscall::flag::{self as rflag, EventFlags};
 use syscall::schemev2::{NewFdFlags, Opcode, Sqe};
 
 use event::raw::RawEventV1;
@@ -26,17 +26,17 @@ use super::user_scheme::{Reply, SchemeSocket};
 const SCHEME_PREFIX: &str = "/scheme/";
 
 impl Context {
-    fn caller(&self) -> Caller {
+    pub(super) fn caller(&self) -> Caller {
         Caller {
             process: self.process.clone(),
         }
     }
 
-    fn creds_arg(&self) -> u64 {
+    pub(super) fn creds_arg(&self) -> u64 {
         u64::from(self.process.uid) | (u64::from(self.process.gid) << 32)
     }
 
-    fn sqe(&self, opcode: Opcode, args: [u64; 6]) -> Sqe {
+    pub(super) fn sqe(&self, opcode: Opcode, args: [u64; 6]) -> Sqe {
         Sqe {
             opcode: opcode as u8,
             args,
@@ -149,6 +149,7 @@ impl Context {
     ) -> Result<Arc<Description>> {
         match reply {
             Reply::Fd(desc) => Ok(desc),
+            Reply::MultipleFds(_) => Err(Error::new(EIO)),
             Reply::Cqe(cqe) => {
                 let number = Error::demux(cqe.result as usize)?;
                 let new_flags = NewFdFlags::from_bits_retain(cqe.extra_raw[0]);
@@ -164,11 +165,12 @@ impl Context {
         }
     }
 
-    fn regular(reply: Reply) -> Result<usize> {
+    /// The answer to a request that expects a number: an fd (or fds) handed back
+    /// instead is `EIO` (`UserInner::call` in `src/scheme/user.rs`).
+    pub(super) fn regular(reply: Reply) -> Result<usize> {
         match reply {
             Reply::Cqe(cqe) => Error::demux(cqe.result as usize),
-            // A scheme handing back an fd where a number was expected is a scheme bug.
-            Reply::Fd(_) => Err(Error::new(EINVAL)),
+            Reply::Fd(_) | Reply::MultipleFds(_) => Err(Error::new(EIO)),
         }
     }
 
@@ -242,17 +244,12 @@ impl Context {
                 let ptr = buf.as_ptr().cast_mut();
                 self.transfer(&desc, socket, *number, Opcode::Write, ptr, buf.len())
             }
-            DescKind::Socket(s) => s.write_responses(buf, |fd| self.take_fd(fd)),
+            DescKind::Socket(s) => s.write_responses(buf, &self.process),
             DescKind::Kernel { scheme, handle, .. } => {
                 scheme.write(*handle, buf, desc.flags(), &self.caller())
             }
             _ => Err(Error::new(EBADF)),
         }
-    }
-
-    /// `RespondWithFd`: the kernel takes its own reference before the daemon closes its fd.
-    fn take_fd(&self, fd: usize) -> Option<Arc<Description>> {
-        self.process.get(fd).ok()
     }
 
     /// `close(fd)`: the last close of a description runs its `Drop` (CloseMsg).
@@ -324,111 +321,43 @@ impl Context {
         if old == new {
             return Ok(new);
         }
-        let replaced = self.process.insert_at(new, desc)?;
+        let replaced = self.process.insert_at(new, desc, false)?;
         drop(replaced);
         Ok(new)
     }
 
-    /// `call(fd, payload, flags, metadata)`.
-    pub fn call(
-        &self,
-        fd: usize,
-        payload: &mut [u8],
-        call_flags: CallFlags,
-        metadata: &[u64],
-    ) -> Result<usize> {
-        let desc = self.process.get(fd)?;
-        match &desc.kind {
-            DescKind::UserFile { socket, number } => {
-                if metadata.len() > 3 {
-                    return Err(Error::new(EINVAL));
-                }
-                let mut m = [0u64; 3];
-                m[..metadata.len()].copy_from_slice(metadata);
-                let sqe = self.sqe(
-                    Opcode::Call,
-                    [
-                        *number as u64,
-                        payload.as_mut_ptr() as u64,
-                        payload.len() as u64,
-                        m[0],
-                        m[1],
-                        m[2],
-                    ],
-                );
-                Self::regular(socket.request(sqe)?)
-            }
-            DescKind::Socket(s) => self.socket_call(s, payload, call_flags, metadata),
-            DescKind::Thread => self.thread_call(metadata),
-            DescKind::Kernel { scheme, handle, .. } => {
-                scheme.call(*handle, payload, metadata, &self.caller())
-            }
-            _ => Err(Error::new(EBADF)),
-        }
-    }
-
-    /// Calls on the scheme socket itself: redox-scheme's "write responses, then read
-    /// requests" in one round trip. Passing file descriptors is not emulated.
-    fn socket_call(
-        &self,
-        s: &SchemeSocket,
-        buf: &mut [u8],
-        call_flags: CallFlags,
-        metadata: &[u64],
-    ) -> Result<usize> {
-        if call_flags.contains(CallFlags::FD) {
-            return Err(Error::new(ENOSYS));
-        }
-        let (Some(&num_write), Some(&num_read)) = (metadata.get(1), metadata.get(2)) else {
-            return Err(Error::new(EINVAL));
-        };
-        let wlen = (num_write as usize)
-            .checked_mul(size_of::<syscall::schemev2::Cqe>())
-            .filter(|&l| l <= buf.len())
-            .ok_or(Error::new(EINVAL))?;
-        if wlen > 0 {
-            s.write_responses(&buf[..wlen], |fd| self.take_fd(fd))?;
-        }
-        let rlen = (num_read as usize)
-            .checked_mul(size_of::<Sqe>())
-            .filter(|&l| l <= buf.len())
-            .ok_or(Error::new(EINVAL))?;
-        if rlen == 0 {
-            return Ok(2);
-        }
-        Ok(if s.read_requests(&mut buf[..rlen], false)? == 0 {
-            1
-        } else {
-            2
-        })
-    }
-
-    /// Verbs on a thread handle. Only `Iopl` is emulated: root gets (simulated) I/O
-    /// port privilege, anyone else `EPERM`, as on Redox.
-    fn thread_call(&self, metadata: &[u64]) -> Result<usize> {
-        match metadata.first() {
-            Some(&verb) if verb == rflag::ProcSchemeVerb::Iopl as u64 => {
-                if self.process.uid != 0 {
-                    return Err(Error::new(syscall::error::EPERM));
-                }
-                self.process.grant_io_privilege();
-                Ok(0)
-            }
-            _ => Err(Error::new(EOPNOTSUPP)),
-        }
-    }
-
-    /// relibc's `redox_cur_thrfd_v0`: a handle on the calling thread.
-    pub fn current_thread_fd(&self) -> Result<usize> {
-        let d = self
-            .kernel
-            .new_description(DescKind::Thread, rflag::O_RDWR, false);
-        self.process.insert(d, true)
-    }
-
     /// `fcntl(fd, cmd, arg)` with host flag values for `F_SETFL`/`F_GETFL`.
+    ///
+    /// As `fcntl` in `redox-os/kernel src/syscall/fs.rs`: `F_DUPFD` is the kernel's
+    /// alone; every other command except `F_GETFD`/`F_SETFD` first goes to the scheme
+    /// as an `Fcntl` request (`UserScheme::fcntl` in `src/scheme/user.rs`, with the
+    /// caller's uid/gid), and only if the scheme answers Ok does the kernel apply it.
+    /// So redox-scheme's default `fcntl` (`EOPNOTSUPP`) makes even `F_GETFL` fail.
     pub fn fcntl(&self, fd: usize, cmd: usize, arg: usize) -> Result<usize> {
         let desc = self.process.get(fd)?;
+        if cmd == rflag::F_DUPFD {
+            return self.process.insert(desc, false);
+        }
+        // What the scheme sees: Redox flag values, as relibc would pass them.
+        let status = flags::status_flags(arg);
+        let scheme_arg = if cmd == rflag::F_SETFL { status } else { arg };
+        if cmd != rflag::F_GETFD
+            && cmd != rflag::F_SETFD
+            && let DescKind::UserFile { socket, number } = &desc.kind
+        {
+            let sqe = self.sqe(
+                Opcode::Fcntl,
+                [
+                    *number as u64,
+                    cmd as u64,
+                    scheme_arg as u64,
+                    0,
+                    0,
+                    self.creds_arg(),
+                ],
+            );
+            Self::regular(socket.request(sqe)?)?;
+        }
         match cmd {
             rflag::F_GETFD => Ok(usize::from(self.process.cloexec(fd)?)),
             rflag::F_SETFD => {
@@ -439,33 +368,11 @@ impl Context {
             }
             rflag::F_GETFL => Ok(flags::host_status_flags(desc.flags())),
             rflag::F_SETFL => {
-                let status = flags::status_flags(arg);
-                // The scheme hears about it first, as on Redox.
-                if let DescKind::UserFile { socket, number } = &desc.kind {
-                    let sqe = self.sqe(
-                        Opcode::Fcntl,
-                        [
-                            *number as u64,
-                            rflag::F_SETFL as u64,
-                            status as u64,
-                            0,
-                            0,
-                            0,
-                        ],
-                    );
-                    match Self::regular(socket.request(sqe)?) {
-                        Ok(_) => {}
-                        // Schemes that do not implement fcntl still get the flags applied.
-                        Err(e) if e.errno == EOPNOTSUPP => {}
-                        Err(e) => return Err(e),
-                    }
-                }
                 let keep = desc.flags() & rflag::O_ACCMODE;
                 desc.flags
                     .store(keep | status, std::sync::atomic::Ordering::Release);
                 Ok(0)
             }
-            rflag::F_DUPFD => self.process.insert(desc, false),
             _ => Err(Error::new(EINVAL)),
         }
     }
