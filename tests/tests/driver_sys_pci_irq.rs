@@ -654,3 +654,20 @@ fn a_restarted_driver_gets_a_different_vector() {
     assert_ne!(second, first, "the restart cannot have the leaked vector");
     assert_eq!(collisions, 0, "the listing already left the leaked one out");
 }
+
+#[test]
+fn new_vectors_avoid_irq_numbers_another_driver_uses_on_another_cpu() {
+    let (k, _sim) = machine(2, 8);
+    let (_p, _g) = k.enter("driver", Cred::ROOT);
+    // Another driver holds IRQ 18 on CPU 1: the kernel's counter for 18 is theirs.
+    let theirs =
+        call::open("/scheme/irq/cpu-01/18", flag::O_RDWR | flag::O_CREAT, 0).expect("other driver");
+    let vectors = InterruptVectors::open().expect("vectors");
+    let ours = vectors.reserve(&CpuMask::single(0)).expect("reserve");
+    assert_eq!(
+        ours.vector().irq_number(),
+        Some(19),
+        "IRQ 18 is free on CPU 0 but would share the other driver's counter"
+    );
+    let _ = call::close(theirs);
+}

@@ -17,6 +17,10 @@
 //! taken as the local APIC id an MSI message names, as upstream `pcid_interface`
 //! does with the `bsp` file's id; the kernel builds the list from the MADT.
 //!
+//! The kernel counts interrupts per IRQ number, not per CPU, so new vectors prefer
+//! numbers that neither this process nor (as the listings show) another driver uses
+//! on another CPU, and IRQs 0–15 (the legacy lines' counters) are never taken.
+//!
 //! A recycled vector may report one stale count left from its previous use, and the
 //! kernel's counters are per IRQ number across CPUs: drivers treat an interrupt as
 //! "look at the device", never as an event count.
@@ -55,10 +59,11 @@ pub(super) struct IdleVector {
 
 pub(super) struct Inner {
     matrix: VectorMatrix,
-    /// Vector numbers (= IRQ numbers + 32) this process holds on any CPU. The
-    /// kernel counts interrupts per IRQ number, not per CPU, so two of our
-    /// vectors with one number would see each other's interrupts; new vectors
-    /// prefer numbers not in here. Only grows: nothing held is ever given back.
+    /// Vector numbers (= IRQ numbers + 32) this process holds on any CPU, plus
+    /// those the listings showed taken on some CPUs only (someone else's). The
+    /// kernel counts interrupts per IRQ number, not per CPU, so two vectors with
+    /// one number see each other's interrupts; new vectors prefer numbers not in
+    /// here. Only grows: nothing held is ever given back.
     claimed: [AtomicU64; 4],
     apic_ids: Vec<u32>,
     bsp_apic_id: u32,
@@ -253,6 +258,8 @@ impl InterruptVectors {
         // pin (redox-real.md §1.5). The BSP does not even list them.
         let legacy: Vec<Vector> = (0..16u8).filter_map(Vector::from_irq_number).collect();
         let matrix = VectorMatrix::with_reserved(apic_ids.len(), &legacy).map_err(vector_err)?;
+        // Per vector number: on how many CPUs it is free.
+        let mut free_on = [0usize; 256];
         for (cpu, apic) in apic_ids.iter().enumerate() {
             let mut is_free = [false; 256];
             for name in list_dir(&format!("{root}/cpu-{apic:02x}"))? {
@@ -261,6 +268,9 @@ impl InterruptVectors {
                     && let Some(slot) = is_free.get_mut(usize::from(v.0))
                 {
                     *slot = true;
+                    if let Some(n) = free_on.get_mut(usize::from(v.0)) {
+                        *n += 1;
+                    }
                 }
             }
             for v in 0..=255u8 {
@@ -273,6 +283,18 @@ impl InterruptVectors {
                 }
             }
         }
+        // A number free on some CPUs but taken on others is (most likely) another
+        // driver's IRQ number, whose kernel counter we would share: claimed up
+        // front, so it is only used when nothing better is left.
+        let claimed: [AtomicU64; 4] = Default::default();
+        for (v, &n) in free_on.iter().enumerate() {
+            if n > 0 && n < apic_ids.len() {
+                let (w, b) = (v / 64, 1u64 << (v % 64));
+                if let Some(word) = claimed.get(w) {
+                    word.fetch_or(b, Ordering::Relaxed);
+                }
+            }
+        }
         let idle = (0..apic_ids.len())
             .map(|_| spin::Mutex::new(Vec::new()))
             .collect();
@@ -282,7 +304,7 @@ impl InterruptVectors {
                 apic_ids,
                 bsp_apic_id,
                 idle,
-                claimed: Default::default(),
+                claimed,
                 stats: VectorStats::default(),
                 root: root.to_string(),
             }),
