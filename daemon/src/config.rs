@@ -1,5 +1,7 @@
 //! Daemon configuration: the tunables of `config/<name>` and startup settings.
 
+use crate::platform::DmiToken;
+
 /// Settings of one `dsmild` instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -18,6 +20,16 @@ pub struct Config {
     /// The Dell calling interface's SMI command code (from the DMI 0xDA structure).
     /// `None` uses DSMIL's legacy SMI ports instead.
     pub smi_command_code: Option<u8>,
+    /// The DMI 0xDA token table the calling interface addresses tokens by
+    /// (location and value of each DSMIL token).
+    pub dmi_tokens: Vec<DmiToken>,
+    /// Whether device reads are allowed when no thermal sensor works (the guard
+    /// then has nothing to judge by; logged once at start).
+    pub reads_without_thermal_sensor: bool,
+    /// Physical base of the 360 MiB MMIO window; `None`: the `mmio` file is `ENODEV`.
+    pub mmio_base: Option<u64>,
+    /// Most 4 MiB chunks of the MMIO window mapped at once.
+    pub mmio_resident_chunks: usize,
 }
 
 impl Default for Config {
@@ -30,6 +42,10 @@ impl Default for Config {
             housekeeping_interval_ms: 1000,
             smi_command_port: 0xB2,
             smi_command_code: None,
+            dmi_tokens: Vec::new(),
+            reads_without_thermal_sensor: true,
+            mmio_base: None,
+            mmio_resident_chunks: crate::platform::DEFAULT_MAX_RESIDENT,
         }
     }
 }

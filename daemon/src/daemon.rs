@@ -14,6 +14,7 @@ use syscall::data::TimeSpec;
 use crate::config::Config;
 use crate::hardware::Hardware;
 use crate::scheme::DsmilScheme;
+use driver_sys::daemon::InitNotify;
 
 /// Requests read from the socket in one batch.
 const BATCH: usize = 32;
@@ -75,13 +76,22 @@ impl HousekeepingTimer {
     }
 }
 
-/// Registers scheme `config.scheme_name` and serves it until the socket reports EOF.
+/// Registers scheme `config.scheme_name` and serves it until the socket reports EOF
+/// (dsmild started by hand, and tests): [`serve`] with nobody waiting.
+pub fn run(config: Config, hardware: Hardware) -> Result<(), DaemonError> {
+    serve(config, hardware, InitNotify::none())
+}
+
+/// Registers scheme `config.scheme_name`, tells the starter it is ready through
+/// `notify` (the one `INIT_NOTIFY` byte: dsmild is a `notify` daemon under
+/// pcid-spawner and as a service, and registers its scheme itself as upstream
+/// drivers do), and serves it until the socket reports EOF.
 ///
 /// Requests that would block (an `events` read with nothing queued) are parked by
 /// redox-scheme's `ReadinessBased` and polled again after every batch, so they are
 /// answered as soon as a record exists; a Cancel from the kernel answers them with
 /// `ECANCELED`. Readers that asked for readiness get an `EVENT_READ` post.
-pub fn run(config: Config, hardware: Hardware) -> Result<(), DaemonError> {
+pub fn serve(config: Config, hardware: Hardware, notify: InitNotify) -> Result<(), DaemonError> {
     let name = config.scheme_name.clone();
     let socket = sys("creating the scheme socket", Socket::nonblock())?;
     let scheme = RefCell::new(DsmilScheme::new(config, hardware));
@@ -112,6 +122,8 @@ pub fn run(config: Config, hardware: Hardware) -> Result<(), DaemonError> {
             None
         }
     };
+    // Registered and subscribed: requests are served from here on.
+    sys("reporting readiness", notify.ready())?;
     log::info!("dsmild: serving /scheme/{name}");
 
     let mut requests = ReadinessBased::new(&socket, BATCH);

@@ -19,7 +19,8 @@ pub trait ThermalSensor: Send {
     fn read_celsius(&mut self) -> Result<i32>;
 }
 
-/// A sensor that always reads one value (machines without one report a safe constant).
+/// A sensor that always reads one value: for tests and simulations that do not
+/// exercise the thermal path (`dsmild` itself never invents a temperature).
 pub struct FixedThermal(pub i32);
 
 impl ThermalSensor for FixedThermal {
@@ -30,8 +31,9 @@ impl ThermalSensor for FixedThermal {
 
 /// The hardware handed to [`crate::run`].
 pub struct Hardware {
-    /// Thermal sensor.
-    pub thermal: Box<dyn ThermalSensor>,
+    /// Thermal sensor; `None` when the machine has none that works (the
+    /// temperature is then reported as unavailable).
+    pub thermal: Option<Box<dyn ThermalSensor>>,
     /// Token reads and writes through firmware; `None` when the machine has no
     /// SMI path (every device then stays offline).
     pub firmware: Option<Box<dyn TokenIo + Send>>,
@@ -48,16 +50,17 @@ impl Hardware {
     /// the scheme answers, every device is offline.
     pub fn minimal(celsius: i32) -> Self {
         Self {
-            thermal: Box::new(FixedThermal(celsius)),
+            thermal: Some(Box::new(FixedThermal(celsius))),
             firmware: None,
             device_memory: None,
             clock: Box::new(RedoxClock),
         }
     }
 
-    /// Hardware with a thermal sensor and a firmware token path, on the system clock.
+    /// Hardware with a thermal sensor (if any works) and a firmware token path, on
+    /// the system clock.
     pub fn with_firmware(
-        thermal: Box<dyn ThermalSensor>,
+        thermal: Option<Box<dyn ThermalSensor>>,
         firmware: Box<dyn TokenIo + Send>,
     ) -> Self {
         Self {

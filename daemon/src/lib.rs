@@ -8,16 +8,17 @@
 
 pub mod client;
 pub mod config;
+pub mod config_file;
 pub mod controller;
 pub mod daemon;
 pub mod device;
 pub mod hardware;
-pub mod logger;
 pub mod machine;
 pub mod platform;
 pub mod scheme;
+pub mod startup;
 pub mod wire;
 
 pub use config::Config;
-pub use daemon::{DaemonError, run};
+pub use daemon::{DaemonError, run, serve};
 pub use hardware::Hardware;

@@ -63,8 +63,8 @@ pub struct Health {
     pub eligible: usize,
     /// Firmware totals.
     pub smi: SmiTotals,
-    /// Temperature, °C.
-    pub temperature: i32,
+    /// Temperature, °C; `None` when no sensor reading is available.
+    pub temperature: Option<i32>,
     /// Thermal limit, °C.
     pub limit: i32,
     /// Reads refused for heat.
@@ -90,7 +90,7 @@ impl Health {
         operational: usize,
         eligible: usize,
         smi: SmiTotals,
-        temperature: i32,
+        temperature: Option<i32>,
         limit: i32,
         throttled: bool,
     ) -> Health {
@@ -98,10 +98,12 @@ impl Health {
         let r = ratio(operational as f64, eligible as f64);
         let s = 1.0 - ratio(smi.failures as f64, smi.operations as f64).min(1.0);
         let s = if smi.operations == 0 { 1.0 } else { s };
-        let t = if throttled {
-            0.0
-        } else {
-            (f64::from(limit - temperature) / f64::from(HEALTH_THERMAL_MARGIN)).clamp(0.0, 1.0)
+        // No reading earns no thermal marks: the margin is unknown.
+        let t = match (throttled, temperature) {
+            (false, Some(temperature)) => {
+                (f64::from(limit - temperature) / f64::from(HEALTH_THERMAL_MARGIN)).clamp(0.0, 1.0)
+            }
+            _ => 0.0,
         };
         let h = 1.0 - smi.timeouts.min(HEALTH_HANG_CAP) as f64 / HEALTH_HANG_CAP as f64;
         let score = (50.0 * r + 20.0 * s + 20.0 * t + 10.0 * h).round() as u32;
@@ -212,15 +214,26 @@ impl Machine {
         }
     }
 
-    /// Reads the sensor into the guard (a failed read keeps the last value).
+    /// Reads the sensor into the guard. Without a sensor, or when the read
+    /// fails, the guard has no temperature (never the stale or a made-up one).
     pub fn refresh_thermal(&mut self) {
-        match self.hardware.thermal.read_celsius() {
-            Ok(celsius) => {
+        let reading = self.hardware.thermal.as_mut().map(|s| s.read_celsius());
+        match reading {
+            Some(Ok(celsius)) => {
                 let crossing = self.table.thermal_mut().update(celsius);
                 self.crossing(crossing);
             }
-            Err(_) => self.sensor_errors += 1,
+            Some(Err(_)) => {
+                self.sensor_errors += 1;
+                self.table.thermal_mut().mark_unavailable();
+            }
+            None => self.table.thermal_mut().mark_unavailable(),
         }
+    }
+
+    /// Whether device reads are allowed while no temperature is available.
+    pub fn set_reads_without_sensor(&mut self, allowed: bool) {
+        self.table.thermal_mut().set_reads_without_sensor(allowed);
     }
 
     /// Changes the thermal limit (0–125 °C, else `EINVAL`).
@@ -374,7 +387,7 @@ impl Machine {
             operational,
             eligible,
             self.smi,
-            guard.current_celsius(),
+            guard.reading(),
             guard.limit_celsius(),
             guard.is_throttled(),
         )
@@ -406,7 +419,7 @@ mod tests {
 
     #[test]
     fn health_formula_parts() {
-        let perfect = Health::compute(103, 103, SmiTotals::default(), 45, 85, false);
+        let perfect = Health::compute(103, 103, SmiTotals::default(), Some(45), 85, false);
         assert_eq!(perfect.score, 100);
         assert_eq!(perfect.grade(), "ok");
         // Half the devices, no thermal margin, half the SMIs failed, 10 hangs.
@@ -416,11 +429,13 @@ mod tests {
             timeouts: 10,
             refused: 0,
         };
-        let bad = Health::compute(50, 100, smi, 85, 85, false);
+        let bad = Health::compute(50, 100, smi, Some(85), 85, false);
         assert_eq!(bad.score, 25 + 10);
         assert_eq!(bad.grade(), "failing");
-        let hot = Health::compute(103, 103, SmiTotals::default(), 90, 85, true);
+        let hot = Health::compute(103, 103, SmiTotals::default(), Some(90), 85, true);
         assert_eq!(hot.score, 80);
         assert_eq!(hot.grade(), "degraded");
+        let blind = Health::compute(103, 103, SmiTotals::default(), None, 85, false);
+        assert_eq!(blind.score, 80, "no reading, no thermal marks");
     }
 }

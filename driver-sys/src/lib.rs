@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod daemon;
 pub mod dma;
 pub mod irq;
 pub mod memory;

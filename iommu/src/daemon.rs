@@ -9,7 +9,7 @@ use event::{EventFlags, EventQueue};
 use libredox::Fd;
 use libredox::flag::O_RDWR;
 use redox_scheme::Socket;
-use redox_scheme::scheme::register_sync_scheme;
+use redox_scheme::scheme::SchemeSync;
 use redox_scheme::wrappers::ReadinessBased;
 use syscall::data::TimeSpec;
 
@@ -18,6 +18,7 @@ use crate::config::{Config, UnassignedDevices};
 use crate::contiguous::ContiguousAllocator;
 use crate::scheme::IommuScheme;
 use crate::service::Iommu;
+use crate::startup::InitNotify;
 use crate::table_memory::SchemeTableMemory;
 use crate::unit::IommuUnit;
 
@@ -118,17 +119,26 @@ pub fn build_with(
     Ok(iommu)
 }
 
-/// Registers scheme `config.scheme_name` over `units` and serves it until the
-/// socket reports EOF.
+/// Registers scheme `config.scheme_name` over `units` itself and serves it until
+/// the socket reports EOF (iommud started by hand, and tests).
 pub fn run(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<(), DaemonError> {
+    serve(config, units, InitNotify::none())
+}
+
+/// Serves scheme `iommu` over `units` as init's `type = { scheme = "iommu" }`
+/// service: once the units are initialised and the socket exists, the root
+/// capability goes to init over `notify`, and init registers the name (the
+/// daemon registers `config.scheme_name` itself only when nobody waits).
+pub fn serve(
+    config: Config,
+    units: Vec<Box<dyn AmdViMmio>>,
+    notify: InitNotify,
+) -> Result<(), DaemonError> {
     let name = config.scheme_name.clone();
     let timeout_ms = config.flush_timeout_ms;
     let scheme = RefCell::new(IommuScheme::new(build(config, units)?));
     let socket = sys("creating the scheme socket", Socket::nonblock())?;
-    sys(
-        "registering the scheme",
-        register_sync_scheme(&socket, &name, &mut *scheme.borrow_mut()),
-    )?;
+    let root = sys("making the scheme root", scheme.borrow_mut().scheme_root())?;
     let queue = sys("creating the event queue", EventQueue::<Source>::new())?;
     sys(
         "subscribing to the scheme socket",
@@ -148,6 +158,12 @@ pub fn run(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<(), DaemonE
             None
         }
     };
+    // Ready: every device is blocked or in passthrough, and requests are served
+    // from here on. Drivers that enable DMA after this find the scheme.
+    sys(
+        "reporting readiness to init",
+        notify.ready_with_scheme(&socket, root, &name),
+    )?;
     log::info!("iommud: serving /scheme/{name}");
 
     let mut requests = ReadinessBased::new(&socket, BATCH);

@@ -30,13 +30,14 @@ pub mod protocol;
 pub mod pte;
 pub mod scheme;
 pub mod service;
+pub mod startup;
 pub mod table_memory;
 pub mod unit;
 
 pub use bdf::Bdf;
 pub use client::IommuDomain;
 pub use config::Config;
-pub use daemon::{DaemonError, run};
+pub use daemon::{DaemonError, run, serve};
 pub use domain::{Domain, DomainConfig, DomainStats, Mapping, Unmapped};
 pub use flush_queue::Invalidation;
 pub use iova::{IovaAllocator, WindowUsage};

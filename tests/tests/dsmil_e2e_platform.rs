@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use redox_host::hw::smm::SimulatedDsmil;
 use redox_host::{Cred, Kernel, boot};
 use syscall::CallFlags;
-use syscall::error::{EACCES, EAGAIN, EBUSY, EINTR, EIO, ETIMEDOUT};
+use syscall::error::{EACCES, EAGAIN, EBUSY, EINTR, EINVAL, EIO, ETIMEDOUT};
 
 fn read_all(fd: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -452,9 +452,16 @@ fn dsmild_over_the_dell_calling_interface() {
         &0x5000_8030u32.to_le_bytes(),
         "value in chunk 0"
     );
+    // The calling interface sets a token to its DMI table value (1 here) at the
+    // table's location; any other value is refused before firmware sees it.
     let w = call::open("/scheme/dsmil/device/0x8030", O_WRONLY, 0).expect("write");
-    assert_eq!(call::write(w, &77u32.to_le_bytes()), Ok(4));
-    assert_eq!(sim.firmware.value(0x8030), Some(77));
+    assert_eq!(
+        call::write(w, &77u32.to_le_bytes()),
+        Err(Error::new(EINVAL))
+    );
+    assert_eq!(sim.firmware.writes(0x8030), 0);
+    assert_eq!(call::write(w, &1u32.to_le_bytes()), Ok(4));
+    assert_eq!(sim.firmware.value(0x8030), Some(1));
     assert_eq!(
         call::open("/scheme/dsmil/device/0x800a", O_WRONLY, 0),
         Err(Error::new(EACCES))

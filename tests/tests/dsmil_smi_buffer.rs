@@ -2,12 +2,11 @@
 //! buffer comes from driver-sys's `IommuDmaAllocator` (passthrough, 32-bit mask), so
 //! it lies below 4 GiB and firmware finds it by physical address.
 
-use dsmil::platform::{
-    CallingInterface, CallingInterfaceConfig, DmaSmiBuffer, MonotonicClock, SmiBuffer,
-};
+use dsmil::platform::{CallingInterface, CallingInterfaceConfig, DmaSmiBuffer, SmiBuffer};
 use libredox::call;
 use libredox::flag::O_RDONLY;
-use redox_host::hw::smm::{SMI_CALLING_INTERFACE_CODE, SimulatedDsmil};
+use redox_host::hw::smm::SimulatedDsmil;
+use redox_host::hw::smm_calling_interface::SMI_CALLING_INTERFACE_CODE;
 use redox_host::{Cred, Kernel};
 
 #[test]
@@ -15,7 +14,8 @@ fn calling_interface_buffer_from_the_dma_allocator_reaches_firmware() {
     let k = Kernel::boot();
     let sim = SimulatedDsmil::new(45);
     let trigger = sim.calling_interface_trigger(k.phys());
-    let sensor = sim.thermal.sensor();
+    let sensor = sim.smm_thermal();
+    let sim_tokens = sim.firmware.dmi_tokens();
     let daemon = k.spawn("dsmild", Cred::ROOT, move || {
         let buffer = DmaSmiBuffer::allocate().map_err(|e| e.to_string())?;
         if buffer.phys_addr() + buffer.size() as u64 > 1 << 32 {
@@ -25,8 +25,9 @@ fn calling_interface_buffer_from_the_dma_allocator_reaches_firmware() {
             ));
         }
         let config = CallingInterfaceConfig::new(SMI_CALLING_INTERFACE_CODE);
-        let smi = CallingInterface::new(buffer, trigger, MonotonicClock::new(), config)
-            .map_err(|e| e.to_string())?;
+        let tokens = sim_tokens;
+        let smi =
+            CallingInterface::new(buffer, trigger, config, tokens).map_err(|e| e.to_string())?;
         let hardware = dsmil::Hardware::with_firmware(sensor, Box::new(smi));
         dsmil::run(dsmil::Config::default(), hardware).map_err(|e| e.to_string())
     });

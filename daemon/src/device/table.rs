@@ -8,7 +8,7 @@ use super::lifecycle::LifecycleState;
 use super::thermal::ThermalGuard;
 use crate::wire::{
     DEVICE_COUNT, DeviceAccess, DeviceInfo, DeviceState, GROUP_COUNT, GROUP_SIZE,
-    QUARANTINED_TOKENS, SystemStatus, Token,
+    NO_TEMPERATURE_READING, QUARANTINED_TOKENS, SystemStatus, Token,
 };
 
 /// A device's life-cycle change, for the `events` file and the log.
@@ -283,8 +283,10 @@ impl DeviceTable {
     pub fn system_status(&self, last_scan_timestamp: u64) -> SystemStatus {
         SystemStatus {
             kernel_module_loaded: true,
-            thermal_safe: !self.thermal.is_throttled(),
-            current_temp_celsius: self.thermal.current_celsius(),
+            // Without a reading: not known safe, and the documented "no reading"
+            // value instead of a temperature.
+            thermal_safe: self.thermal.is_available() && !self.thermal.is_throttled(),
+            current_temp_celsius: self.thermal.reading().unwrap_or(NO_TEMPERATURE_READING),
             // At most 108: the casts cannot truncate.
             safe_device_count: self.safe_device_count() as u32,
             quarantined_count: self.quarantined_count() as u32,

@@ -44,12 +44,20 @@ pub enum ThermalCrossing {
 /// flapping; with it, one excursion gives one refusal period. A hysteresis
 /// of 0 makes recovery happen as soon as the temperature is back at the
 /// limit.
+///
+/// Without a reading (no sensor found at start, or the last read failed) the
+/// guard is *unavailable*: it reports no temperature rather than a guess, a
+/// refusal in force stays in force, and otherwise reads are allowed or refused
+/// as [`set_reads_without_sensor`](Self::set_reads_without_sensor) says
+/// (allowed by default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThermalGuard {
     limit: i32,
     hysteresis: i32,
     current: i32,
     throttled: bool,
+    available: bool,
+    reads_without_sensor: bool,
 }
 
 impl Default for ThermalGuard {
@@ -59,6 +67,8 @@ impl Default for ThermalGuard {
             hysteresis: DEFAULT_THERMAL_HYSTERESIS_CELSIUS,
             current: 0,
             throttled: false,
+            available: false,
+            reads_without_sensor: true,
         }
     }
 }
@@ -76,6 +86,8 @@ impl ThermalGuard {
             hysteresis,
             current: 0,
             throttled: false,
+            available: false,
+            reads_without_sensor: true,
         })
     }
 
@@ -90,7 +102,37 @@ impl ThermalGuard {
     /// Records a sensor reading; returns the crossing it caused, if any.
     pub fn update(&mut self, celsius: i32) -> Option<ThermalCrossing> {
         self.current = celsius;
+        self.available = true;
         self.reevaluate()
+    }
+
+    /// There is no reading now (no sensor, or its read failed).
+    pub fn mark_unavailable(&mut self) {
+        self.available = false;
+    }
+
+    /// Whether the last sensor read gave a temperature.
+    pub const fn is_available(&self) -> bool {
+        self.available
+    }
+
+    /// Whether device reads are allowed while no temperature is available.
+    pub fn set_reads_without_sensor(&mut self, allowed: bool) {
+        self.reads_without_sensor = allowed;
+    }
+
+    /// See [`set_reads_without_sensor`](Self::set_reads_without_sensor).
+    pub const fn reads_without_sensor(&self) -> bool {
+        self.reads_without_sensor
+    }
+
+    /// The last reading, `None` while unavailable.
+    pub const fn reading(&self) -> Option<i32> {
+        if self.available {
+            Some(self.current)
+        } else {
+            None
+        }
     }
 
     /// Changes the limit (0–125 °C, else `EINVAL`) and re-judges the current
@@ -102,6 +144,9 @@ impl ThermalGuard {
     }
 
     fn reevaluate(&mut self) -> Option<ThermalCrossing> {
+        if !self.available {
+            return None;
+        }
         if !self.throttled && self.current > self.limit {
             self.throttled = true;
             Some(ThermalCrossing::Exceeded {
@@ -119,9 +164,10 @@ impl ThermalGuard {
         }
     }
 
-    /// `Ok` when device reads are allowed, `EBUSY` while throttled.
+    /// `Ok` when device reads are allowed, `EBUSY` while throttled (or while no
+    /// temperature is available and reads without one are refused).
     pub fn check(&self) -> Result<()> {
-        if self.throttled {
+        if self.throttled || (!self.available && !self.reads_without_sensor()) {
             Err(Error::new(EBUSY))
         } else {
             Ok(())
@@ -132,7 +178,7 @@ impl ThermalGuard {
     pub const fn is_throttled(&self) -> bool {
         self.throttled
     }
-    /// The last reading, °C.
+    /// The last reading, °C (meaningful only while [`is_available`](Self::is_available)).
     pub const fn current_celsius(&self) -> i32 {
         self.current
     }
@@ -223,6 +269,33 @@ mod tests {
         assert_eq!(guard.check(), Ok(()));
         let reply = guard.reply();
         assert_eq!((reply.limit_celsius, reply.resume_celsius), (90, 85));
+    }
+
+    #[test]
+    fn without_a_reading_nothing_is_made_up() {
+        let mut guard = ThermalGuard::new(85, 5).unwrap();
+        assert_eq!(guard.reading(), None, "no reading before the first");
+        assert_eq!(
+            guard.check(),
+            Ok(()),
+            "reads allowed without a sensor by default"
+        );
+        guard.set_reads_without_sensor(false);
+        assert_eq!(guard.check(), Err(Error::new(EBUSY)));
+        assert_eq!(guard.set_limit(10), Ok(None), "nothing to judge");
+        guard.set_limit(85).unwrap();
+        guard.update(90);
+        assert_eq!(guard.reading(), Some(90));
+        // The sensor fails while hot: the refusal stays until a reading clears it.
+        guard.set_reads_without_sensor(true);
+        guard.mark_unavailable();
+        assert_eq!(guard.reading(), None);
+        assert_eq!(guard.check(), Err(Error::new(EBUSY)));
+        assert!(matches!(
+            guard.update(70),
+            Some(ThermalCrossing::Recovered { .. })
+        ));
+        assert_eq!(guard.check(), Ok(()));
     }
 
     #[test]

@@ -4,10 +4,10 @@
 
 use core::mem::{offset_of, size_of};
 
-use super::legacy_smi::{SMI_COMMAND_PORT, SMI_STATUS_PORT};
-use super::port_io::{Clock, PortIo};
+use super::legacy_smi::SMI_COMMAND_PORT;
+use super::port_io::PortIo;
 use super::smi_error::SmiError;
-use super::smi_status::{SmiCounters, SmiPolicy, raise_and_wait};
+use super::smi_status::SmiCounters;
 use super::token_io::TokenIo;
 use crate::wire::Token;
 
@@ -127,8 +127,8 @@ pub struct SmiRegisters {
 /// instruction sequence as the port write, which userspace cannot express
 /// through plain [`PortIo`]: the real implementation is a few instructions
 /// of inline assembly (load EBX/ECX, `out dx, al`); the simulated one hands
-/// the registers to the simulated firmware. `PortIo` is the supertrait so
-/// the status port can still be polled through the same object.
+/// the registers to the simulated firmware. `PortIo` is the supertrait: the
+/// same object is the platform's port access.
 pub trait SmiTrigger: PortIo {
     /// Loads EBX/ECX and writes `command_code` to `command_port`.
     fn raise(&mut self, registers: SmiRegisters);
@@ -140,61 +140,78 @@ impl<T: SmiTrigger + ?Sized> SmiTrigger for &mut T {
     }
 }
 
-/// Where and how to raise calling-interface SMIs.
+/// Where calling-interface SMIs are raised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallingInterfaceConfig {
     /// Command port, from the DMI 0xDA structure (usually 0xB2).
     pub command_port: u16,
     /// Command code, from the DMI 0xDA structure.
     pub command_code: u8,
-    /// Status port polled for completion; `None` when firmware completes
-    /// synchronously within the port write (Dell hardware does).
-    pub status_port: Option<u16>,
-    /// Budget, hang detection and retries.
-    pub policy: SmiPolicy,
 }
 
 impl CallingInterfaceConfig {
-    /// Command code `command_code` on port 0xB2, polling 0xB3, default policy.
+    /// Command code `command_code` on port 0xB2.
     pub fn new(command_code: u8) -> CallingInterfaceConfig {
         CallingInterfaceConfig {
             command_port: SMI_COMMAND_PORT,
             command_code,
-            status_port: Some(SMI_STATUS_PORT),
-            policy: SmiPolicy::default(),
         }
     }
 }
 
-/// The Dell SMBIOS calling interface.
+/// What `output[0]` holds when the call returns and firmware never ran: a value
+/// firmware never writes (its codes are 0, −1, −2). Written before every call.
+pub const OUTPUT_UNTOUCHED: u32 = 0x8000_0000;
+
+/// One entry of the DMI 0xDA token table (Linux `calling_interface_token`):
+/// the calling interface reads and writes a token at its `location`, and
+/// writing it sets it to its `value`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmiToken {
+    /// Token id (`0x8000..=0x806B` for DSMIL).
+    pub token: u16,
+    /// Where the firmware keeps it.
+    pub location: u16,
+    /// The value a write sets.
+    pub value: u16,
+}
+
+/// The Dell SMBIOS calling interface (Linux `dell-smbios-smm.c`, `dcdbas.c`).
 ///
-/// Token reads are class 0 / select 0 with `input[0]` = token, the value
-/// in `output[1]`; writes are class 1 / select 0 with `input[1]` = value.
+/// It is synchronous: the `out` to the command port traps into SMM, and when
+/// it returns the buffer holds the answer, so there is no status polling and
+/// no budget (a firmware that never returns cannot be timed out from here).
+/// Tokens are addressed through the DMI token table: a read is class 0 /
+/// select 0 with `input[0]` = the token's location, the value in `output[1]`;
+/// a write is class 1 / select 0 with `input[0]` = location and `input[1]` =
+/// the token's table value — the interface sets a token to *its* value, so a
+/// write of any other value is `EINVAL`. The result is `output[0]`.
 /// Quarantined tokens are refused before the buffer is even written.
 #[derive(Debug)]
-pub struct CallingInterface<B, H, C> {
+pub struct CallingInterface<B, H> {
     buffer: B,
     hardware: H,
-    clock: C,
     config: CallingInterfaceConfig,
+    tokens: Vec<DmiToken>,
     counters: SmiCounters,
 }
 
-impl<B: SmiBuffer, H: SmiTrigger, C: Clock> CallingInterface<B, H, C> {
-    /// The calling interface over `buffer`; [`SmiError::BadBuffer`] if it is
-    /// shorter than 36 bytes or does not lie entirely below 4 GiB.
+impl<B: SmiBuffer, H: SmiTrigger> CallingInterface<B, H> {
+    /// The calling interface over `buffer` with the DMI token table `tokens`;
+    /// [`SmiError::BadBuffer`] if the buffer is shorter than 36 bytes or does
+    /// not lie entirely below 4 GiB.
     pub fn new(
         buffer: B,
         hardware: H,
-        clock: C,
         config: CallingInterfaceConfig,
-    ) -> Result<CallingInterface<B, H, C>, SmiError> {
+        tokens: Vec<DmiToken>,
+    ) -> Result<CallingInterface<B, H>, SmiError> {
         buffer_ebx(&buffer)?;
         Ok(CallingInterface {
             buffer,
             hardware,
-            clock,
             config,
+            tokens,
             counters: SmiCounters::default(),
         })
     }
@@ -209,26 +226,31 @@ impl<B: SmiBuffer, H: SmiTrigger, C: Clock> CallingInterface<B, H, C> {
         self.config
     }
 
-    /// Replaces the configuration (a changed command port, policy, …).
-    pub fn set_config(&mut self, config: CallingInterfaceConfig) {
-        self.config = config;
+    /// Gives the parts back.
+    pub fn into_parts(self) -> (B, H) {
+        (self.buffer, self.hardware)
     }
 
-    /// Gives the parts back.
-    pub fn into_parts(self) -> (B, H, C) {
-        (self.buffer, self.hardware, self.clock)
+    fn entry(&self, token: Token) -> Result<DmiToken, SmiError> {
+        self.tokens
+            .iter()
+            .find(|t| t.token == token.raw())
+            .copied()
+            .ok_or(SmiError::NotInTokenTable)
     }
 
     fn token_call(
         &mut self,
         token: Token,
         class: u16,
-        input: [u32; 4],
+        input: impl FnOnce(DmiToken) -> Result<[u32; 4], SmiError>,
     ) -> Result<[u32; 4], SmiError> {
         let outcome = if token.is_quarantined() {
             Err(SmiError::Quarantined)
         } else {
-            self.call(class, SELECT_TOKEN_STD, input)
+            self.entry(token)
+                .and_then(input)
+                .and_then(|input| self.call(class, SELECT_TOKEN_STD, input))
         };
         self.counters.record(&outcome);
         outcome
@@ -241,47 +263,45 @@ impl<B: SmiBuffer, H: SmiTrigger, C: Clock> CallingInterface<B, H, C> {
             cmd_class: class,
             cmd_select: select,
             input,
-            output: [0; 4],
+            output: [OUTPUT_UNTOUCHED, 0, 0, 0],
         };
         let mut raw = [0u8; CallingInterfaceBuffer::SIZE];
         command.encode(&mut raw).ok_or(SmiError::BadBuffer)?;
         self.buffer.store(&raw);
-        let registers = SmiRegisters {
+        self.hardware.raise(SmiRegisters {
             ebx,
             ecx: CALLING_INTERFACE_SIGNATURE,
             command_port: self.config.command_port,
             command_code: self.config.command_code,
-        };
-        raise_and_wait(
-            &mut self.hardware,
-            &self.clock,
-            &self.config.policy,
-            self.config.status_port,
-            &mut self.counters,
-            |hardware| hardware.raise(registers),
-        )?;
+        });
         self.buffer.load(&mut raw);
         let reply = CallingInterfaceBuffer::decode(&raw).ok_or(SmiError::BadBuffer)?;
         let output = reply.output;
-        match output[0] as i32 {
+        match output[0] {
             0 => Ok(output),
-            result => Err(SmiError::CallFailed { result }),
+            OUTPUT_UNTOUCHED => Err(SmiError::NoAnswer),
+            result => Err(SmiError::CallFailed {
+                result: result as i32,
+            }),
         }
     }
 }
 
-impl<B: SmiBuffer, H: SmiTrigger, C: Clock> TokenIo for CallingInterface<B, H, C> {
+impl<B: SmiBuffer, H: SmiTrigger> TokenIo for CallingInterface<B, H> {
     fn read_token(&mut self, token: Token) -> Result<u32, SmiError> {
-        let output = self.token_call(token, CLASS_TOKEN_READ, [u32::from(token.raw()), 0, 0, 0])?;
+        let output = self.token_call(token, CLASS_TOKEN_READ, |t| {
+            Ok([u32::from(t.location), 0, 0, 0])
+        })?;
         Ok(output[1])
     }
 
     fn write_token(&mut self, token: Token, value: u32) -> Result<(), SmiError> {
-        self.token_call(
-            token,
-            CLASS_TOKEN_WRITE,
-            [u32::from(token.raw()), value, 0, 0],
-        )
+        self.token_call(token, CLASS_TOKEN_WRITE, |t| {
+            if value != u32::from(t.value) {
+                return Err(SmiError::NotTheTokenValue { value: t.value });
+            }
+            Ok([u32::from(t.location), u32::from(t.value), 0, 0])
+        })
         .map(|_| ())
     }
 }

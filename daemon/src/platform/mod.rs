@@ -17,13 +17,14 @@ mod port_io;
 mod smi_dma_buffer;
 mod smi_error;
 mod smi_status;
+mod smm_thermal;
 mod token_io;
 mod x86_ports;
 
 pub use calling_interface::{
     BUFFER_PHYS_LIMIT, CALLING_INTERFACE_SIGNATURE, CLASS_TOKEN_READ, CLASS_TOKEN_WRITE,
-    CallingInterface, CallingInterfaceBuffer, CallingInterfaceConfig, SELECT_TOKEN_STD, SmiBuffer,
-    SmiRegisters, SmiTrigger,
+    CallingInterface, CallingInterfaceBuffer, CallingInterfaceConfig, DmiToken, OUTPUT_UNTOUCHED,
+    SELECT_TOKEN_STD, SmiBuffer, SmiRegisters, SmiTrigger,
 };
 pub use clocks::{ManualClock, RedoxClock};
 pub use device_memory::{DEVICE_BLOCK_LEN, DeviceMemory};
@@ -42,6 +43,10 @@ pub use smi_status::{
     DEFAULT_HANG_POLLS, DEFAULT_SMI_BUDGET, DEFAULT_SMI_RETRIES, STATUS_DONE, STATUS_ERROR,
     SmiCounters, SmiPolicy,
 };
+pub use smm_thermal::{
+    I8K_GET_TEMPERATURE, I8K_MAX_TEMPERATURE, I8K_SENSOR_SLOTS, SmmCall, SmmRegisters, SmmThermal,
+    read_sensor,
+};
 pub use token_io::TokenIo;
 pub use x86_ports::{X86PortIo, acquire_port_io_rights};
 
@@ -50,6 +55,9 @@ mod test_doubles;
 
 #[cfg(test)]
 mod smi_tests;
+
+#[cfg(test)]
+mod ci_tests;
 
 #[cfg(test)]
 mod mmio_tests;

@@ -33,11 +33,24 @@ pub enum SmiError {
         /// Time spent when it gave up.
         elapsed: Duration,
     },
-    /// The calling interface completed with a failure code in
-    /// `output[0]` (−2 "not supported" is `ENXIO`, anything else `EIO`).
+    /// The calling interface completed with a failure code in `output[0]`
+    /// (−1 "completed with error" is `EIO`, −2 "not supported" `ENXIO`, any
+    /// other code `EINVAL`; Linux `dell-smbios-base.c`).
     CallFailed {
         /// The `cbRES1` value.
         result: i32,
+    },
+    /// The calling interface returned with `output[0]` as it was written:
+    /// firmware did not run the command (`EIO`).
+    NoAnswer,
+    /// The token is not in the DMI token table, so the calling interface has
+    /// no location for it (`ENXIO`).
+    NotInTokenTable,
+    /// A calling-interface write can only set a token to its table value
+    /// (`EINVAL`).
+    NotTheTokenValue {
+        /// The token's value in the table.
+        value: u16,
     },
     /// The calling-interface buffer is unusable: shorter than 36 bytes or
     /// not entirely below 4 GiB (`EINVAL`).
@@ -51,9 +64,11 @@ impl SmiError {
             SmiError::Quarantined => EACCES,
             SmiError::Firmware { .. } | SmiError::InvalidStatus { .. } => EIO,
             SmiError::Hung { .. } | SmiError::BudgetExceeded { .. } => ETIMEDOUT,
-            SmiError::CallFailed { result: -2 } => ENXIO,
-            SmiError::CallFailed { .. } => EIO,
-            SmiError::BadBuffer => EINVAL,
+            SmiError::CallFailed { result: -1 } | SmiError::NoAnswer => EIO,
+            SmiError::CallFailed { result: -2 } | SmiError::NotInTokenTable => ENXIO,
+            SmiError::CallFailed { .. }
+            | SmiError::NotTheTokenValue { .. }
+            | SmiError::BadBuffer => EINVAL,
         }
     }
 
@@ -84,6 +99,14 @@ impl fmt::Display for SmiError {
                 write!(f, "SMI budget exceeded after {} µs", elapsed.as_micros())
             }
             SmiError::CallFailed { result } => write!(f, "calling interface returned {result}"),
+            SmiError::NoAnswer => write!(f, "calling interface: firmware did not answer"),
+            SmiError::NotInTokenTable => write!(f, "token not in the DMI token table"),
+            SmiError::NotTheTokenValue { value } => {
+                write!(
+                    f,
+                    "the calling interface only sets the token's table value {value:#x}"
+                )
+            }
             SmiError::BadBuffer => write!(f, "calling-interface buffer not usable"),
         }
     }

@@ -127,6 +127,10 @@ impl DsmilScheme {
             }
             Op::GetThermal => {
                 self.machine.refresh_thermal();
+                // No sensor reading: no temperature to report, rather than a guess.
+                if !self.machine.table().thermal().is_available() {
+                    return Err(Error::new(syscall::error::ENODEV));
+                }
                 let reply = self.machine.table().thermal().reply();
                 ControlReply::inline(|out| reply.encode(out))
             }

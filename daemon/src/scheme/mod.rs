@@ -105,7 +105,8 @@ impl DsmilScheme {
     /// A scheme serving `config` on `hardware`; brings the devices up
     /// through firmware (group by group) before returning.
     pub fn new(config: Config, hardware: Hardware) -> Self {
-        let machine = Machine::new(hardware, config.thermal_limit_celsius);
+        let mut machine = Machine::new(hardware, config.thermal_limit_celsius);
+        machine.set_reads_without_sensor(config.reads_without_thermal_sensor);
         let mut scheme = Self {
             config,
             machine,
@@ -188,7 +189,7 @@ impl DsmilScheme {
                 let health = self.machine.health();
                 let guard = self.machine.table().thermal();
                 text::status(&text::StatusView {
-                    temperature: guard.current_celsius(),
+                    temperature: guard.reading(),
                     thermal_limit: guard.limit_celsius(),
                     throttled: guard.is_throttled(),
                     open_handles: self.handles.len(),

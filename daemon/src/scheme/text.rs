@@ -10,8 +10,8 @@ use crate::wire::{DEVICE_COUNT, QUARANTINED_TOKENS, Token, VersionInfo};
 
 /// What the status file reports.
 pub struct StatusView {
-    /// Current temperature (°C).
-    pub temperature: i32,
+    /// Current temperature (°C); `None` without a sensor reading.
+    pub temperature: Option<i32>,
     /// The configured limit (°C).
     pub thermal_limit: i32,
     /// Reads refused for heat.
@@ -53,8 +53,16 @@ pub fn status(view: &StatusView) -> String {
         "firmware: {}",
         if view.firmware { "smi" } else { "none" }
     );
-    let _ = writeln!(s, "temperature_celsius: {}", view.temperature);
-    let _ = writeln!(s, "thermal_safe: {}", !view.throttled);
+    match view.temperature {
+        Some(t) => {
+            let _ = writeln!(s, "temperature_celsius: {t}");
+            let _ = writeln!(s, "thermal_safe: {}", !view.throttled);
+        }
+        None => {
+            let _ = writeln!(s, "temperature_celsius: unavailable");
+            let _ = writeln!(s, "thermal_safe: unavailable");
+        }
+    }
     let _ = writeln!(s, "thermal_limit_celsius: {}", view.thermal_limit);
     let _ = writeln!(s, "devices: {DEVICE_COUNT}");
     let _ = writeln!(s, "devices_operational: {}", view.operational);
@@ -69,7 +77,20 @@ pub fn status(view: &StatusView) -> String {
 /// `thermal`.
 pub fn thermal(guard: &ThermalGuard) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "temperature_celsius: {}", guard.current_celsius());
+    match guard.reading() {
+        Some(t) => {
+            let _ = writeln!(s, "temperature_celsius: {t}");
+        }
+        None => {
+            let _ = writeln!(s, "temperature_celsius: unavailable");
+            let allowed = if guard.reads_without_sensor() {
+                "allowed"
+            } else {
+                "refused"
+            };
+            let _ = writeln!(s, "reads_without_sensor: {allowed}");
+        }
+    }
     let _ = writeln!(s, "limit_celsius: {}", guard.limit_celsius());
     let _ = writeln!(s, "resume_celsius: {}", guard.resume_celsius());
     let _ = writeln!(s, "hysteresis_celsius: {}", guard.hysteresis_celsius());
@@ -92,11 +113,18 @@ pub fn health(h: &Health) -> String {
         "smi_operations: {} failed: {} timed_out: {}",
         h.smi.operations, h.smi.failures, h.smi.timeouts
     );
-    let _ = writeln!(
-        s,
-        "thermal: {} of limit {} (full marks at {} below, 0 while throttled: {})",
-        h.temperature, h.limit, HEALTH_THERMAL_MARGIN, h.throttled
-    );
+    match h.temperature {
+        Some(t) => {
+            let _ = writeln!(
+                s,
+                "thermal: {t} of limit {} (full marks at {} below, 0 while throttled: {})",
+                h.limit, HEALTH_THERMAL_MARGIN, h.throttled
+            );
+        }
+        None => {
+            let _ = writeln!(s, "thermal: unavailable (no sensor reading: 0 marks)");
+        }
+    }
     let _ = writeln!(
         s,
         "hang_free: 1 - min(timed_out, {HEALTH_HANG_CAP})/{HEALTH_HANG_CAP}"

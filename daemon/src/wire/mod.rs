@@ -22,7 +22,8 @@ pub use device_info::{
 pub use event::{EventKind, EventRecord};
 pub use read_chunk::{READ_CHUNK_DATA, ReadChunk, ReadChunkHeader};
 pub use replies::{
-    MILDEV_VERSION_CODE, SessionStart, SessionSummary, SystemStatus, ThermalReply, VersionInfo,
+    MILDEV_VERSION_CODE, NO_TEMPERATURE_READING, SessionStart, SessionSummary, SystemStatus,
+    ThermalReply, VersionInfo,
 };
 pub use scan_chunk::{
     CHUNK_SIZE, DEVICES_PER_SCAN_CHUNK, SCAN_CHUNK_COUNT, ScanChunk, ScanChunkHeader,

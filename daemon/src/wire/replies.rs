@@ -115,6 +115,10 @@ const _: () = assert!(offset_of!(VersionInfo, last_token) == 10);
 const _: () = assert!(offset_of!(VersionInfo, chunk_size) == 12);
 const _: () = assert!(offset_of!(VersionInfo, read_chunk_data) == 14);
 
+/// `current_temp_celsius` of a [`SystemStatus`] when no sensor reading exists
+/// (`i32::MIN`: no real temperature).
+pub const NO_TEMPERATURE_READING: i32 = i32::MIN;
+
 /// `mildev_system_status`, the `GET_STATUS` reply: 24 bytes, natural C
 /// alignment, little-endian.
 ///
@@ -126,6 +130,9 @@ const _: () = assert!(offset_of!(VersionInfo, read_chunk_data) == 14);
 /// | 8 | `safe_device_count` | u32 |
 /// | 12 | `quarantined_count` | u32 |
 /// | 16 | `last_scan_timestamp` (ms) | u64 |
+///
+/// Without a thermal sensor reading `thermal_safe` is 0 and
+/// `current_temp_celsius` is [`NO_TEMPERATURE_READING`].
 ///
 /// Older DSMIL documents give 28 bytes; the field list above packs to 24
 /// with natural alignment, and that is the size dsmild uses.

@@ -73,7 +73,14 @@ fn mount(dir: &Path) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    dsmil::logger::init(log::LevelFilter::Warn);
+    // The daemons' warnings on stderr, as redox-log formats them on Redox.
+    let _ = redox_log::RedoxLogger::new()
+        .with_output(
+            redox_log::OutputBuilder::stderr()
+                .with_filter(log::LevelFilter::Warn)
+                .build(),
+        )
+        .enable();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("demo") => match redox_host::demo::run() {

@@ -6,4 +6,5 @@ pub mod dsmil_controller;
 pub mod ivrs;
 pub mod pci_function;
 pub mod smm;
+pub mod smm_calling_interface;
 pub mod thermal;

@@ -8,8 +8,10 @@
 //! including writes to quarantined tokens, which is how tests prove none arrive.
 //!
 //! The same firmware also answers the Dell calling interface
-//! ([`SmmCallingInterface`]): a 36-byte buffer in simulated RAM below 4 GiB,
-//! its address in EBX, `"BSI1"` in ECX, class 0 read / class 1 write.
+//! ([`crate::hw::smm_calling_interface`]).
+//!
+//! It answers the i8k temperature call too ([`dsmil::platform::SmmCall`] on
+//! [`SmmPorts`]), from the platform's [`SimulatedThermal`] sensor.
 //!
 //! Faults: a hung SMI (status stuck busy), a device that stops responding
 //! (status reads 0xFF, as a port with nothing behind it), both per token.
@@ -17,20 +19,18 @@
 use std::sync::{Arc, Mutex};
 
 use dsmil::platform::{
-    CALLING_INTERFACE_SIGNATURE, CLASS_TOKEN_READ, CLASS_TOKEN_WRITE, CallingInterfaceBuffer,
-    DEVICE_BLOCK_LEN, DeviceMemory, LEGACY_CMD_READ, LEGACY_CMD_WRITE, LEGACY_DATA_PORT,
+    DEVICE_BLOCK_LEN, DeviceMemory, DmiToken, LEGACY_CMD_READ, LEGACY_CMD_WRITE, LEGACY_DATA_PORT,
     LEGACY_TOKEN_PORT, PortIo, SMI_COMMAND_PORT, SMI_STATUS_PORT, STATUS_DONE, STATUS_ERROR,
-    SmiBuffer, SmiRegisters, SmiTrigger,
+    SmmCall, SmmRegisters, SmmThermal,
 };
 use dsmil::wire::{DEVICE_COUNT, FIRST_TOKEN, Token};
 use syscall::error::{EINVAL, EIO, Error, Result};
 
+use crate::hw::thermal::SimulatedThermal;
 use crate::kernel::wait::lock;
-use crate::mock::phys::PhysArena;
 
-/// Command code of the simulated calling interface (from the DMI 0xDA
-/// structure on real machines).
-pub const SMI_CALLING_INTERFACE_CODE: u8 = 0x7D;
+/// First DMI location of the simulated token table.
+pub const DMI_LOCATION_BASE: u16 = 0x0400;
 
 /// Status a hung SMI leaves on 0xB3: busy, never done.
 pub const STATUS_HUNG: u8 = 0x02;
@@ -56,6 +56,7 @@ struct Firmware {
 #[derive(Clone, Debug)]
 pub struct SmmFirmware {
     inner: Arc<Mutex<Firmware>>,
+    thermal: SimulatedThermal,
 }
 
 impl Default for SmmFirmware {
@@ -69,8 +70,14 @@ fn index(token: u16) -> Option<usize> {
 }
 
 impl SmmFirmware {
-    /// Firmware whose token `t` holds `0x5000_0000 | t` until written.
+    /// Firmware whose token `t` holds `0x5000_0000 | t` until written, with a
+    /// sensor at 40 °C.
     pub fn new() -> SmmFirmware {
+        Self::with_thermal(SimulatedThermal::new(40))
+    }
+
+    /// Firmware answering the i8k temperature call from `thermal`.
+    pub fn with_thermal(thermal: SimulatedThermal) -> SmmFirmware {
         let mut values = [0u32; DEVICE_COUNT];
         for (i, v) in values.iter_mut().enumerate() {
             *v = 0x5000_0000 | (u32::from(FIRST_TOKEN) + i as u32);
@@ -88,7 +95,38 @@ impl SmmFirmware {
                 status: STATUS_DONE,
                 status_polls: 0,
             })),
+            thermal,
         }
+    }
+
+    /// The sensor the i8k call reads.
+    pub fn thermal(&self) -> &SimulatedThermal {
+        &self.thermal
+    }
+
+    /// The firmware's DMI 0xDA token table: token `t` lives at location
+    /// `0x0400 + index` (not its id, so a caller that sends the id is caught) and
+    /// a calling-interface write sets it to 1.
+    pub fn dmi_tokens(&self) -> Vec<DmiToken> {
+        Token::all()
+            .map(|t| DmiToken {
+                token: t.raw(),
+                location: DMI_LOCATION_BASE + t.index() as u16,
+                value: 1,
+            })
+            .collect()
+    }
+
+    /// The value the last completed command left (a read's answer).
+    pub(crate) fn data_out(&self) -> u32 {
+        lock(&self.inner).data_out
+    }
+
+    /// The token at DMI `location`, if the table has one.
+    pub(crate) fn token_at(&self, location: u32) -> Option<u16> {
+        let offset = location.checked_sub(u32::from(DMI_LOCATION_BASE))?;
+        let token = u32::from(FIRST_TOKEN).checked_add(offset)?;
+        u16::try_from(token).ok().filter(|&t| index(t).is_some())
     }
 
     /// Write commands that reached the firmware for `token`.
@@ -167,7 +205,7 @@ impl SmmFirmware {
     /// Runs one token command that reached the firmware (counted, faults
     /// applied); leaves the status and, on success, the value in `data_out`.
     /// Returns whether it completed.
-    fn execute(&self, token: u16, write: Option<u32>) -> bool {
+    pub(crate) fn execute(&self, token: u16, write: Option<u32>) -> bool {
         let mut fw = lock(&self.inner);
         let Some(i) = index(token) else {
             fw.status = STATUS_DONE | STATUS_ERROR;
@@ -237,117 +275,9 @@ impl PortIo for SmmPorts {
     }
 }
 
-/// The calling-interface command buffer in simulated RAM below 4 GiB (one
-/// page); freed when dropped.
-pub struct PhysSmiBuffer {
-    phys: Arc<PhysArena>,
-    addr: u64,
-}
-
-/// Size of [`PhysSmiBuffer`].
-pub const SMI_BUFFER_SIZE: usize = 4096;
-
-impl PhysSmiBuffer {
-    /// Allocates the buffer below 4 GiB.
-    pub fn new(phys: &Arc<PhysArena>) -> Result<PhysSmiBuffer> {
-        let addr = phys.alloc(SMI_BUFFER_SIZE, true)?;
-        Ok(PhysSmiBuffer {
-            phys: phys.clone(),
-            addr,
-        })
-    }
-}
-
-impl Drop for PhysSmiBuffer {
-    fn drop(&mut self) {
-        self.phys.free(self.addr, SMI_BUFFER_SIZE);
-    }
-}
-
-impl SmiBuffer for PhysSmiBuffer {
-    fn phys_addr(&self) -> u64 {
-        self.addr
-    }
-    fn size(&self) -> usize {
-        SMI_BUFFER_SIZE
-    }
-    fn store(&mut self, bytes: &[u8]) {
-        let _ = self.phys.write(self.addr, bytes);
-    }
-    fn load(&self, out: &mut [u8]) {
-        let _ = self.phys.read(self.addr, out);
-    }
-}
-
-/// The Dell calling interface of the simulated firmware: raising an SMI with
-/// EBX = buffer address and ECX = `"BSI1"` makes the firmware read the command
-/// from simulated RAM, run it, and write `output` back (`output[0]`: 0 done,
-/// −1 failed, −2 not supported; a read's value in `output[1]`). A hung or
-/// silent token leaves the buffer untouched and the status stuck.
-pub struct SmmCallingInterface {
-    ports: SmmPorts,
-    phys: Arc<PhysArena>,
-}
-
-impl PortIo for SmmCallingInterface {
-    fn inb(&mut self, port: u16) -> u8 {
-        self.ports.inb(port)
-    }
-    fn outb(&mut self, port: u16, value: u8) {
-        self.ports.outb(port, value)
-    }
-    fn inw(&mut self, port: u16) -> u16 {
-        self.ports.inw(port)
-    }
-    fn outw(&mut self, port: u16, value: u16) {
-        self.ports.outw(port, value)
-    }
-    fn inl(&mut self, port: u16) -> u32 {
-        self.ports.inl(port)
-    }
-    fn outl(&mut self, port: u16, value: u32) {
-        self.ports.outl(port, value)
-    }
-}
-
-impl SmiTrigger for SmmCallingInterface {
-    fn raise(&mut self, registers: SmiRegisters) {
-        let firmware = &self.ports.firmware;
-        let mut raw = [0u8; CallingInterfaceBuffer::SIZE];
-        let readable = self.phys.read(u64::from(registers.ebx), &mut raw);
-        let command = CallingInterfaceBuffer::decode(&raw).filter(|_| readable);
-        let (Some(mut command), true, SMI_COMMAND_PORT) = (
-            command,
-            registers.ecx == CALLING_INTERFACE_SIGNATURE,
-            registers.command_port,
-        ) else {
-            lock(&firmware.inner).status = STATUS_DONE | STATUS_ERROR;
-            return;
-        };
-        let input = command.input;
-        let token = u16::try_from(input[0]).unwrap_or(0);
-        let mut output = [0u32; 4];
-        let write = match command.cmd_class {
-            CLASS_TOKEN_READ => Some(None),
-            CLASS_TOKEN_WRITE => Some(Some(input[1])),
-            _ => None,
-        };
-        match write {
-            None => output[0] = -2i32 as u32,
-            Some(_) if index(token).is_none() => output[0] = -1i32 as u32,
-            Some(write) => {
-                if !firmware.execute(token, write) {
-                    // Hung or silent: firmware never got to write the buffer.
-                    return;
-                }
-                output[1] = lock(&firmware.inner).data_out;
-            }
-        }
-        command.output = output;
-        if command.encode(&mut raw).is_some() {
-            let _ = self.phys.write(u64::from(registers.ebx), &raw);
-        }
-        lock(&firmware.inner).status = STATUS_DONE;
+impl SmmCall for SmmPorts {
+    fn smm_call(&mut self, registers: SmmRegisters) -> SmmRegisters {
+        self.firmware.thermal.answer(registers)
     }
 }
 
@@ -386,46 +316,24 @@ pub struct SimulatedDsmil {
     /// The SMM firmware.
     pub firmware: SmmFirmware,
     /// The thermal sensor.
-    pub thermal: crate::hw::thermal::SimulatedThermal,
+    pub thermal: SimulatedThermal,
 }
 
 impl SimulatedDsmil {
     /// A platform at `celsius`.
     pub fn new(celsius: i32) -> SimulatedDsmil {
+        let thermal = SimulatedThermal::new(celsius);
         SimulatedDsmil {
-            firmware: SmmFirmware::new(),
-            thermal: crate::hw::thermal::SimulatedThermal::new(celsius),
+            firmware: SmmFirmware::with_thermal(thermal.clone()),
+            thermal,
         }
     }
 
-    /// The SMI trigger of the calling interface alone, for a daemon that brings its
-    /// own command buffer (as `dsmild` does with [`dsmil::platform::DmaSmiBuffer`]).
-    pub fn calling_interface_trigger(&self, phys: &Arc<PhysArena>) -> SmmCallingInterface {
-        SmmCallingInterface {
-            ports: self.firmware.ports(),
-            phys: phys.clone(),
-        }
-    }
-
-    /// dsmild's view with the Dell calling interface instead of the legacy
-    /// ports: the command buffer is allocated in `phys` below 4 GiB.
-    pub fn hardware_calling_interface(&self, phys: &Arc<PhysArena>) -> Result<dsmil::Hardware> {
-        let buffer = PhysSmiBuffer::new(phys)?;
-        let trigger = SmmCallingInterface {
-            ports: self.firmware.ports(),
-            phys: phys.clone(),
-        };
-        let smi = dsmil::platform::CallingInterface::new(
-            buffer,
-            trigger,
-            dsmil::platform::MonotonicClock::new(),
-            dsmil::platform::CallingInterfaceConfig::new(SMI_CALLING_INTERFACE_CODE),
-        )
-        .map_err(Error::from)?;
-        Ok(
-            dsmil::Hardware::with_firmware(self.thermal.sensor(), Box::new(smi))
-                .device_memory(Box::new(self.firmware.device_memory())),
-        )
+    /// The thermal sensor as dsmild finds it: the SMM slots probed at start
+    /// through the simulated ports (`None` when the sensor is absent or broken).
+    pub fn smm_thermal(&self) -> Option<Box<dyn dsmil::hardware::ThermalSensor>> {
+        SmmThermal::probe(self.firmware.ports())
+            .map(|t| Box::new(t) as Box<dyn dsmil::hardware::ThermalSensor>)
     }
 
     /// dsmild's view: the legacy SMI path over the simulated ports (default
@@ -437,7 +345,7 @@ impl SimulatedDsmil {
             dsmil::platform::MonotonicClock::new(),
             dsmil::platform::SmiPolicy::default(),
         );
-        dsmil::Hardware::with_firmware(self.thermal.sensor(), Box::new(smi))
+        dsmil::Hardware::with_firmware(self.smm_thermal(), Box::new(smi))
             .device_memory(Box::new(self.firmware.device_memory()))
     }
 }
@@ -479,37 +387,6 @@ mod tests {
         // The driver refuses quarantined tokens, so nothing arrives.
         let q = Token::new(0x8009).unwrap();
         assert!(smi.write_token(q, 1).is_err());
-        assert_eq!(sim.firmware.quarantined_writes(), 0);
-    }
-
-    #[test]
-    fn answers_the_calling_interface_through_simulated_ram() {
-        let sim = SimulatedDsmil::new(40);
-        let phys = Arc::new(PhysArena::new(16 << 20, 0));
-        let buffer = PhysSmiBuffer::new(&phys).unwrap();
-        assert!(buffer.phys_addr() + 36 <= 1 << 32);
-        let trigger = SmmCallingInterface {
-            ports: sim.firmware.ports(),
-            phys: phys.clone(),
-        };
-        let mut ci = dsmil::platform::CallingInterface::new(
-            buffer,
-            trigger,
-            dsmil::platform::MonotonicClock::new(),
-            dsmil::platform::CallingInterfaceConfig::new(SMI_CALLING_INTERFACE_CODE),
-        )
-        .unwrap();
-        let t = Token::new(0x8020).unwrap();
-        assert_eq!(ci.read_token(t), Ok(0x5000_8020));
-        assert_eq!(ci.write_token(t, 0x1234), Ok(()));
-        assert_eq!(sim.firmware.value(0x8020), Some(0x1234));
-        assert_eq!(ci.read_token(t), Ok(0x1234));
-        sim.firmware.set_hung(0x8020, true);
-        assert_eq!(
-            ci.read_token(t).map_err(|e| e.errno()),
-            Err(syscall::error::ETIMEDOUT)
-        );
-        assert!(ci.write_token(Token::new(0x800A).unwrap(), 1).is_err());
         assert_eq!(sim.firmware.quarantined_writes(), 0);
     }
 }
