@@ -294,7 +294,7 @@ impl Machine {
     }
 
     fn firmware_failed(&mut self, token: Token, error: SmiError) -> Error {
-        if error != SmiError::Quarantined
+        if error.reached_firmware()
             && let Some(change) = self.table.record_failure(token)
         {
             self.notice(
@@ -403,6 +403,8 @@ fn count<T>(smi: &mut SmiTotals, outcome: &core::result::Result<T, SmiError>) {
     match outcome {
         Ok(_) => smi.operations += 1,
         Err(SmiError::Quarantined) => smi.refused += 1,
+        // Stopped before any SMI: not a firmware operation.
+        Err(e) if !e.reached_firmware() => {}
         Err(e) => {
             smi.operations += 1;
             smi.failures += 1;

@@ -1,8 +1,9 @@
-//! recipe.toml, daemon/config.toml and the iommud init entry agree with the
-//! workspace: every binary, package, feature and file they name exists, and the
-//! PCI match is the controller's ids.
+//! recipe.toml, the pcid-spawner config and the init units against base's
+//! conventions (redox-real.md §4.5, §5; base `Makefile` install-base, init's
+//! `unit.rs`/`service.rs`, pcid-spawner's config): every file lands where base
+//! looks for it, in a format base accepts, and names things that exist.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use toml::Value;
@@ -14,11 +15,17 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-fn parse(rel: &str) -> Value {
-    let text = std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn parse_text(what: &str, text: &str) -> toml::Table {
     text.parse::<toml::Table>()
-        .map(Value::Table)
-        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn parse(rel: &str) -> toml::Table {
+    parse_text(rel, &read(rel))
 }
 
 /// Binaries a package declares, and its features.
@@ -47,8 +54,7 @@ fn package(dir: &str) -> (String, BTreeSet<String>, BTreeSet<String>) {
 }
 
 fn script() -> String {
-    let recipe = parse("recipe.toml");
-    recipe["build"]["script"]
+    parse("recipe.toml")["build"]["script"]
         .as_str()
         .expect("[build] script")
         .to_string()
@@ -62,6 +68,59 @@ fn args_of(script: &str, flag: &str) -> Vec<String> {
         .filter(|w| w[0] == flag)
         .map(|w| w[1].to_string())
         .collect()
+}
+
+/// What lands where: installed path (under the stage) → what is copied there
+/// (`bin:<name>` for a built binary, else a repository path). Expands the
+/// script's one `for bin in …` loop.
+fn installs() -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut loop_words: Vec<String> = Vec::new();
+    for line in script().lines().map(str::trim) {
+        if let Some(words) = line.strip_prefix("for bin in ") {
+            loop_words = words.split_whitespace().map(str::to_string).collect();
+            continue;
+        }
+        if line == "done" {
+            loop_words.clear();
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("cp -v ") else {
+            continue;
+        };
+        let parts: Vec<&str> = rest
+            .split_whitespace()
+            .map(|w| w.trim_matches('"'))
+            .collect();
+        let [src, dst] = parts[..] else {
+            panic!("cp with two operands: {line}");
+        };
+        let names = if loop_words.is_empty() {
+            vec![String::new()]
+        } else {
+            loop_words.clone()
+        };
+        for name in names {
+            let src = src.replace("${bin}", &name);
+            let dst = dst.replace("${bin}", &name);
+            let dst = dst
+                .strip_prefix("${COOKBOOK_STAGE}")
+                .unwrap_or_else(|| panic!("{dst} is not in the stage"))
+                .to_string();
+            let what = if let Some(bin) = src.strip_prefix("target/${TARGET}/release/") {
+                format!("bin:{bin}")
+            } else {
+                src.strip_prefix("${COOKBOOK_SOURCE}/")
+                    .unwrap_or_else(|| panic!("{src} is not from the source"))
+                    .to_string()
+            };
+            assert!(
+                out.insert(dst.clone(), what).is_none(),
+                "{dst} installed twice"
+            );
+        }
+    }
+    out
 }
 
 #[test]
@@ -89,18 +148,13 @@ fn recipe_builds_existing_packages_bins_and_features() {
     for bin in &built {
         assert!(all_bins.contains(bin), "recipe builds unknown bin {bin}");
     }
-    let installed: Vec<&str> = script
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("for bin in "))
-        .expect("install loop")
-        .split_whitespace()
-        .collect();
-    for wanted in ["dsmild", "iommud", "dsmilctl"] {
-        assert!(built.contains(wanted), "recipe does not build {wanted}");
-        assert!(
-            installed.contains(&wanted),
-            "recipe does not install {wanted}"
-        );
+    for (_, what) in installs() {
+        if let Some(bin) = what.strip_prefix("bin:") {
+            assert!(
+                built.contains(bin),
+                "recipe installs {bin} without building it"
+            );
+        }
     }
     for feature in args_of(&script, "--features") {
         let (pkg, feat) = feature.split_once('/').expect("package/feature");
@@ -113,29 +167,190 @@ fn recipe_builds_existing_packages_bins_and_features() {
 }
 
 #[test]
-fn recipe_installs_files_that_exist() {
-    let script = script();
-    let mut sources = 0;
-    for word in script.split_whitespace() {
-        let word = word.trim_matches('"');
-        if let Some(rel) = word.strip_prefix("${COOKBOOK_SOURCE}/")
-            && rel != "Cargo.toml"
-        {
-            assert!(repo().join(rel).is_file(), "recipe installs missing {rel}");
-            sources += 1;
+fn everything_lands_where_base_looks_for_it() {
+    let installs = installs();
+    // Base Makefile: drivers in /usr/lib/drivers, daemons and tools in /usr/bin.
+    assert_eq!(installs["/usr/lib/drivers/dsmild"], "bin:dsmild");
+    assert_eq!(installs["/usr/bin/iommud"], "bin:iommud");
+    assert_eq!(installs["/usr/bin/dsmilctl"], "bin:dsmilctl");
+    // A driver's config.toml becomes /usr/lib/pcid.d/<driver>.toml.
+    assert_eq!(
+        installs["/usr/lib/pcid.d/dsmild.toml"],
+        "daemon/config.toml"
+    );
+    for (dst, what) in &installs {
+        if !what.starts_with("bin:") {
+            assert!(
+                repo().join(what).is_file(),
+                "recipe installs missing {what}"
+            );
+        }
+        let allowed = [
+            "/usr/lib/drivers/",
+            "/usr/bin/",
+            "/usr/lib/pcid.d/",
+            "/usr/lib/init.d/",
+            "/etc/",
+        ];
+        assert!(
+            allowed.iter().any(|p| dst.starts_with(p)),
+            "{dst}: not a base location"
+        );
+        assert!(
+            !dst.starts_with("/etc/pcid.d/") && !dst.starts_with("/etc/init.d/"),
+            "{dst}: /etc is the administrator's override directory"
+        );
+        if dst.starts_with("/usr/lib/pcid.d/") {
+            assert!(
+                dst.ends_with(".toml"),
+                "{dst}: pcid-spawner configs are TOML"
+            );
+        }
+        if dst.starts_with("/usr/lib/init.d/") {
+            assert!(
+                dst.ends_with(".service") || dst.ends_with(".target"),
+                "{dst}: a unit, not a legacy script"
+            );
+            assert_eq!(
+                Path::new(dst).file_name(),
+                Path::new(what).file_name(),
+                "unit keeps its name"
+            );
         }
     }
-    assert!(sources >= 2, "config and init entry are installed");
-    assert!(script.contains("${COOKBOOK_STAGE}/etc/pcid.d/dsmild.toml"));
-    assert!(script.contains("${COOKBOOK_STAGE}/usr/lib/init.d/00_iommud"));
+}
+
+/// Keys of base init's `UnitInfo` and `Service` (both `deny_unknown_fields`).
+const UNIT_KEYS: [&str; 5] = [
+    "description",
+    "default_dependencies",
+    "requires_weak",
+    "condition_architecture",
+    "condition_board",
+];
+const SERVICE_KEYS: [&str; 5] = ["cmd", "args", "envs", "inherit_envs", "type"];
+
+fn units() -> BTreeMap<String, toml::Table> {
+    installs()
+        .into_iter()
+        .filter(|(dst, _)| dst.starts_with("/usr/lib/init.d/"))
+        .map(|(dst, src)| {
+            let name = dst.trim_start_matches("/usr/lib/init.d/").to_string();
+            (name, parse(&src))
+        })
+        .collect()
 }
 
 #[test]
-fn pcid_config_matches_the_controller_and_starts_an_installed_bin() {
+fn units_use_only_keys_base_init_accepts() {
+    let installs = installs();
+    let units = units();
+    assert!(units.len() >= 2, "iommud and the dsmild service");
+    for (name, unit) in &units {
+        let tables: BTreeSet<&str> = unit.keys().map(String::as_str).collect();
+        assert_eq!(
+            tables,
+            BTreeSet::from(["unit", "service"]),
+            "{name}: tables"
+        );
+        for key in unit["unit"].as_table().expect("[unit]").keys() {
+            assert!(
+                UNIT_KEYS.contains(&key.as_str()),
+                "{name}: [unit] {key} would fail to load"
+            );
+        }
+        let service = unit["service"].as_table().expect("[service]");
+        for key in service.keys() {
+            assert!(
+                SERVICE_KEYS.contains(&key.as_str()),
+                "{name}: [service] {key} would fail to load"
+            );
+        }
+        match &service["type"] {
+            Value::String(t) => assert!(
+                ["notify", "oneshot", "oneshot_async"].contains(&t.as_str()),
+                "{name}: type {t}"
+            ),
+            Value::Table(t) => {
+                assert_eq!(
+                    t.keys().collect::<Vec<_>>(),
+                    ["scheme"],
+                    "{name}: type table"
+                );
+                assert!(t["scheme"].is_str());
+            }
+            other => panic!("{name}: type {other}"),
+        }
+        // init looks a relative cmd up on PATH=/usr/bin; an absolute one is used as is.
+        let cmd = service["cmd"].as_str().expect("cmd");
+        let path = if cmd.starts_with('/') {
+            cmd.to_string()
+        } else {
+            format!("/usr/bin/{cmd}")
+        };
+        assert!(
+            installs.contains_key(&path),
+            "{name}: {path} is not installed"
+        );
+    }
+}
+
+#[test]
+fn iommud_is_a_scheme_service_that_runs_before_pcid_spawner() {
+    let units = units();
+    let (name, unit) = units
+        .iter()
+        .find(|(_, u)| u["service"]["cmd"].as_str() == Some("iommud"))
+        .expect("an iommud unit");
+    let scheme = unit["service"]["type"]["scheme"].as_str();
+    assert_eq!(scheme, Some(iommu::Config::default().scheme_name.as_str()));
+    // Sorts before base's 00_base.target, the first unit that queues
+    // 00_pcid-spawner.service (byte order, as init's BTreeMap of file names).
+    assert!(name.as_str() < "00_base.target", "{name}");
+    assert!(name.as_str() < "00_pcid-spawner.service", "{name}");
+}
+
+#[test]
+fn dsmild_has_a_notify_service_after_pcid_spawner() {
+    let units = units();
+    let (_, unit) = units
+        .iter()
+        .find(|(_, u)| u["service"]["cmd"].as_str() == Some("/usr/lib/drivers/dsmild"))
+        .expect("a dsmild service");
+    assert_eq!(unit["service"]["type"].as_str(), Some("notify"));
+    let deps: Vec<&str> = unit["unit"]["requires_weak"]
+        .as_array()
+        .expect("requires_weak")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(deps.contains(&"00_pcid-spawner.service"));
+}
+
+/// pcid-spawner's `[[drivers]]` fields (base `pcid-spawner` config).
+const DRIVER_KEYS: [&str; 9] = [
+    "name",
+    "class",
+    "subclass",
+    "interface",
+    "vendor",
+    "device",
+    "ids",
+    "device_id_range",
+    "command",
+];
+
+#[test]
+fn pcid_config_matches_the_controller_and_starts_the_installed_driver() {
+    let installs = installs();
     let config = parse("daemon/config.toml");
+    assert_eq!(config.keys().collect::<Vec<_>>(), ["drivers"]);
     let drivers = config["drivers"].as_array().expect("[[drivers]]");
     assert_eq!(drivers.len(), 1);
-    let d = &drivers[0];
+    let d = drivers[0].as_table().expect("table");
+    for key in d.keys() {
+        assert!(DRIVER_KEYS.contains(&key.as_str()), "[[drivers]] {key}");
+    }
     assert_eq!(
         d["vendor"].as_integer(),
         Some(i64::from(dsmil::client::PCI_VENDOR_ID))
@@ -145,20 +360,22 @@ fn pcid_config_matches_the_controller_and_starts_an_installed_bin() {
         Some(i64::from(dsmil::client::PCI_DEVICE_ID))
     );
     assert!(d["name"].as_str().is_some_and(|n| !n.is_empty()));
+    // A relative command resolves to /usr/lib/drivers/<cmd>.
     let command = d["command"].as_array().expect("command");
-    assert_eq!(command[0].as_str(), Some("dsmild"));
-    assert!(package("daemon").1.contains("dsmild"));
+    let cmd = command[0].as_str().expect("command[0]");
+    assert!(!cmd.starts_with('/'));
+    assert!(installs.contains_key(&format!("/usr/lib/drivers/{cmd}")));
 }
 
 #[test]
-fn init_entry_starts_iommud() {
-    let text = std::fs::read_to_string(repo().join("iommu/init.d/00_iommud")).expect("init entry");
-    let commands: Vec<Vec<&str>> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(commands, vec![vec!["nowait", "iommud"]]);
-    assert!(package("iommu").1.contains("iommud"));
+fn the_installed_dsmild_settings_parse() {
+    let installs = installs();
+    let src = &installs["/etc/dsmild.toml"];
+    let mut config = dsmil::Config::default();
+    dsmil::config_file::apply(&mut config, &read(src)).expect("valid");
+    assert_eq!(
+        config,
+        dsmil::Config::default(),
+        "everything commented out: the defaults"
+    );
 }

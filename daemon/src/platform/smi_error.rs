@@ -72,6 +72,19 @@ impl SmiError {
         }
     }
 
+    /// Whether the request got to firmware at all: a refusal (quarantine), a
+    /// token or value the DMI table does not allow, or an unusable buffer stop
+    /// it before any SMI, and say nothing about the device.
+    pub const fn reached_firmware(&self) -> bool {
+        !matches!(
+            self,
+            SmiError::Quarantined
+                | SmiError::NotInTokenTable
+                | SmiError::NotTheTokenValue { .. }
+                | SmiError::BadBuffer
+        )
+    }
+
     /// Whether raising the SMI again may help: a hung or silent attempt may
     /// be transient; an answer from firmware (error, failure code) is final,
     /// and so is a refusal or a spent budget.
