@@ -105,3 +105,24 @@ pub fn iommud(
         iommu::run(config, vec![mmio]).map_err(|e| e.to_string())
     })
 }
+
+/// Starts `iommud` (as root) as its Redox `main.rs` does: it maps the AMD-Vi units at
+/// the physical register `bases` through `/scheme/memory/physical@uc`
+/// ([`iommu::physmap::PhysmapMmio`]) and serves. In guest mode the physmap reaches
+/// QEMU's unit through `/dev/mem`.
+pub fn iommud_physmap(
+    kernel: &Arc<Kernel>,
+    config: iommu::Config,
+    bases: Vec<u64>,
+) -> RunningDaemon {
+    let scheme = config.scheme_name.clone();
+    start(kernel, "iommud", scheme, move || {
+        let mut units: Vec<Box<dyn iommu::amdvi::AmdViMmio>> = Vec::new();
+        for base in bases {
+            let mmio = iommu::physmap::PhysmapMmio::map(base)
+                .map_err(|e| format!("cannot map the unit at {base:#x}: {e}"))?;
+            units.push(Box::new(mmio));
+        }
+        iommu::run(config, units).map_err(|e| e.to_string())
+    })
+}

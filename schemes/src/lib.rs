@@ -14,6 +14,7 @@ pub mod abi;
 pub mod boot;
 pub mod demo;
 pub mod fuse;
+pub mod guest;
 pub mod hw;
 pub mod kernel;
 pub mod mock;

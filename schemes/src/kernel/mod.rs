@@ -288,6 +288,15 @@ impl Kernel {
         Ok(self.event_port(id))
     }
 
+    /// Puts `scheme` under `name` in place of whatever served it (guest mode swaps
+    /// the simulated `memory` and `pci` schemes for ones over real hardware).
+    pub fn replace_kernel_scheme(&self, name: &str, scheme: Arc<dyn KernelScheme>) -> EventPort {
+        let id = self.next_id();
+        lock(&self.namespace).insert(name.to_string(), NsEntry::Kernel { scheme, id });
+        self.namespace_changed.notify();
+        self.event_port(id)
+    }
+
     /// An event port for a kernel scheme id.
     pub fn event_port(&self, scheme_id: u64) -> EventPort {
         EventPort {

@@ -479,8 +479,13 @@ impl Context {
         let grant = super::wait::lock(&self.process.mappings)
             .remove(&addr)
             .ok_or(Error::new(EINVAL))?;
-        if grant.owned {
-            self.kernel.phys().free(grant.phys, grant.len);
+        // Only the memory scheme hands out owned grants (allocations); the grant goes
+        // back to whichever scheme serves `memory` on this machine (the simulated
+        // arena, or guest RAM in guest mode).
+        if grant.owned
+            && let Some(NsEntry::Kernel { scheme, .. }) = self.kernel.lookup("memory")
+        {
+            scheme.unmap(&grant);
         }
         Ok(0)
     }

@@ -270,6 +270,13 @@ impl KernelScheme for MemoryScheme {
         Some(Ok("/scheme/memory/".to_string()))
     }
 
+    /// An allocation returns to the arena when unmapped (not when its fd closes).
+    fn unmap(&self, grant: &MmapGrant) {
+        if grant.owned {
+            self.phys.free(grant.phys, grant.len);
+        }
+    }
+
     fn close(&self, h: usize) {
         lock(&self.handles).remove(&h);
     }
