@@ -372,6 +372,18 @@ impl Iommu {
         }
     }
 
+    /// After a device's DTE stopped pointing at domain `old`: drop what the IOTLBs
+    /// hold for `old`, or the device keeps reaching its pages through cached
+    /// translations. INV_DEV_ENTRY alone does not do it: QEMU's AMD-Vi caches
+    /// translations per device and drops them only on INV_IOMMU_PAGES of their
+    /// DomainID (`hw/i386/amd_iommu.c`), and AMD hardware showed the same stale
+    /// DMA (Xen "iommu/amd-vi: flush IOMMU TLB when flushing the DTE", 2023);
+    /// Linux flushes the old domain on detach too. The QEMU suite's
+    /// `domain-move` and `detach` scenarios fail without this.
+    fn forget_old_domain(&mut self, old: u16) -> Result<()> {
+        Self::invalidate(&mut self.units, old, 0, u64::MAX)
+    }
+
     /// Invalidates `[iova, iova + size)` of `domain` (`size == u64::MAX`:
     /// all of it) on every unit and waits until each unit completed it.
     fn invalidate(
@@ -651,6 +663,9 @@ impl Iommu {
                 let default = self.unassigned_entry();
                 self.write_entry(old.unit, rid, default)?;
             }
+            if old.domain != id {
+                self.forget_old_domain(old.domain)?;
+            }
         }
         if let Some(d) = self.domains.get_mut(&id) {
             d.devices.insert(rid);
@@ -685,6 +700,7 @@ impl Iommu {
         }
         let default = self.unassigned_entry();
         self.write_entry(a.unit, rid, default)?;
+        self.forget_old_domain(a.domain)?;
         self.devices.remove(&rid);
         self.leave(a.domain, rid);
         Ok(a)
