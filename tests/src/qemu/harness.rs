@@ -1,0 +1,310 @@
+//! The host side of the QEMU suite: build the guest, boot QEMU, judge the lines.
+//!
+//! The guest program is this crate's `qemu-guest` binary exactly as `cargo test`
+//! built it, packed as `/init` together with the shared libraries `ldd` names (the
+//! dynamic loader, libc, libgcc_s): a separate static build (`+crt-static`) of the
+//! whole dependency tree took six minutes on the 2-core CI machine, twice the
+//! suite's budget, while this costs nothing. The archive also holds `/dev/console`
+//! and the mount points (newc, [`super::initramfs`]). It is booted
+//! with Debian's cloud kernel:
+//! `qemu-system-x86_64 -machine q35 -accel tcg -m 512 -nographic -no-reboot`, the
+//! IOMMU device first, then edu. One boot runs every scenario of a model. The boot is
+//! bounded by [`BOOT_TIMEOUT`]: past it QEMU is killed and the console log is the
+//! failure message.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::LINE_PREFIX;
+use super::initramfs::Archive;
+use super::model::{Expect, Model};
+
+/// Longest a boot may take, all scenarios included (about 10 s on an idle 2-core
+/// machine under TCG).
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+/// The guest's kernel command line (model appended).
+pub const KERNEL_ARGS: &str = "console=ttyS0 iomem=relaxed intel_iommu=off quiet panic=-1";
+
+/// What the suite needs from the machine.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// `qemu-system-x86_64`.
+    pub qemu: PathBuf,
+    /// The guest kernel (`vmlinuz`).
+    pub kernel: PathBuf,
+}
+
+fn in_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Finds QEMU and a guest kernel: `$DSMIL_QEMU_KERNEL`, else the newest
+/// `/boot/vmlinuz-*-cloud-amd64` (Debian's `linux-image-cloud-amd64`). `Err` says
+/// what is missing and how to install it.
+pub fn find_tools() -> Result<Tools, String> {
+    let qemu = in_path("qemu-system-x86_64")
+        .ok_or("qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)")?;
+    let kernel = match std::env::var_os("DSMIL_QEMU_KERNEL") {
+        Some(k) => PathBuf::from(k),
+        None => {
+            let mut found: Vec<PathBuf> = std::fs::read_dir("/boot")
+                .map_err(|e| format!("/boot: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-cloud-amd64"))
+                })
+                .collect();
+            found.sort();
+            found.pop().ok_or(
+                "no /boot/vmlinuz-*-cloud-amd64 (Debian: apt-get install linux-image-cloud-amd64)",
+            )?
+        }
+    };
+    std::fs::File::open(&kernel).map_err(|e| format!("{}: {e}", kernel.display()))?;
+    Ok(Tools { qemu, kernel })
+}
+
+/// The files of the guest program: the binary itself and every shared library
+/// `ldd` says it loads (the dynamic loader included), as (path in the guest, bytes).
+pub fn guest_files(guest: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut files = vec![("init".to_string(), read(guest)?)];
+    let out = Command::new("ldd")
+        .arg(guest)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running ldd: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() && !text.contains("not a dynamic executable") {
+        return Err(format!("ldd {} failed: {text}", guest.display()));
+    }
+    for line in text.lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
+        // `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vDSO has no file.
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        files.push((
+            path.trim_start_matches('/').to_string(),
+            read(Path::new(path))?,
+        ));
+    }
+    Ok(files)
+}
+
+/// The initramfs: `/init` and its libraries, `/dev/console`, mount points.
+pub fn initramfs(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut a = Archive::new();
+    let mut dirs: Vec<String> = vec!["dev".into(), "proc".into(), "sys".into()];
+    for (name, _) in files {
+        let mut at = name.as_str();
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            dirs.push(parent.to_string());
+            at = parent;
+        }
+    }
+    // Parents before children: the kernel creates entries in archive order.
+    dirs.sort_by_key(|d| (d.matches('/').count(), d.clone()));
+    dirs.dedup();
+    for d in &dirs {
+        a.dir(d);
+    }
+    a.char_device("dev/console", 5, 1);
+    for (name, data) in files {
+        a.file(name, 0o755, data);
+    }
+    a.finish()
+}
+
+/// How a boot ended.
+#[derive(Debug)]
+pub struct Boot {
+    /// Everything QEMU printed (the guest's console).
+    pub console: String,
+    /// Whether the guest printed its END line before QEMU exited.
+    pub finished: bool,
+}
+
+/// Boots `model` with the initramfs at `initrd` and collects the console.
+pub fn boot(
+    tools: &Tools,
+    model: &Model,
+    initrd: &Path,
+    timeout: Duration,
+) -> Result<Boot, String> {
+    let append = format!("{KERNEL_ARGS} dsmil.model={}", model.name);
+    let mut child = Command::new(&tools.qemu)
+        .args(["-machine", "q35", "-accel", "tcg", "-m", "512"])
+        .args(["-nographic", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&tools.kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", &append])
+        .args(["-device", model.iommu_device])
+        .args(["-device", model.edu_device])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", tools.qemu.display()))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let tx2 = tx.clone();
+    let readers = [
+        std::thread::spawn(move || {
+            if let Some(o) = out {
+                for line in BufReader::new(o).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            }
+        }),
+        std::thread::spawn(move || {
+            if let Some(o) = err {
+                for line in BufReader::new(o).lines().map_while(Result::ok) {
+                    let _ = tx2.send(format!("[qemu stderr] {line}"));
+                }
+            }
+        }),
+    ];
+    let end = format!("{LINE_PREFIX} {} END", model.name);
+    let deadline = Instant::now() + timeout;
+    let mut console = String::new();
+    let mut finished = false;
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let line = line.trim_end_matches('\r').to_string();
+                finished |= line.trim() == end;
+                console.push_str(&line);
+                console.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    if timed_out {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    for r in readers {
+        let _ = r.join();
+    }
+    if timed_out {
+        return Err(format!(
+            "QEMU did not finish within {timeout:?}; it was killed. Console:\n{console}"
+        ));
+    }
+    Ok(Boot { console, finished })
+}
+
+/// One scenario's line as the guest printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultLine {
+    /// Scenario name.
+    pub scenario: String,
+    /// `PASS`, `FAIL` or `NOT-YET-AVAILABLE`.
+    pub verdict: String,
+    /// The guest's explanation.
+    pub detail: String,
+}
+
+/// The result lines of `model` in a console log.
+pub fn result_lines(model: &Model, console: &str) -> Vec<ResultLine> {
+    let prefix = format!("{LINE_PREFIX} {} ", model.name);
+    console
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let mut w = rest.splitn(3, ' ');
+            let scenario = w.next()?.to_string();
+            let verdict = w.next()?.to_string();
+            matches!(verdict.as_str(), "PASS" | "FAIL" | "NOT-YET-AVAILABLE").then(|| ResultLine {
+                scenario,
+                verdict,
+                detail: w.next().unwrap_or("").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Judges a boot: every scenario of `model` must have its line, PASS (or
+/// NOT-YET-AVAILABLE where the model expects that). Returns the report on success,
+/// the report and the console on failure.
+pub fn judge(model: &Model, boot: &Boot) -> Result<String, String> {
+    let lines = result_lines(model, &boot.console);
+    let mut report = format!(
+        "QEMU {} ({}): {}\n",
+        model.name, model.iommu_device, model.caveat
+    );
+    let mut failed = !boot.finished;
+    for s in model.scenarios {
+        let line = lines.iter().find(|l| l.scenario == s.name);
+        let ok = matches!(
+            (line.map(|l| l.verdict.as_str()), s.expect),
+            (Some("PASS"), _) | (Some("NOT-YET-AVAILABLE"), Expect::NotYetAvailable)
+        );
+        failed |= !ok;
+        let shown = line.map_or("MISSING: the guest printed no result".to_string(), |l| {
+            format!("{} {}", l.verdict, l.detail)
+        });
+        report.push_str(&format!(
+            "  [{}] {:<20} {shown}\n",
+            if ok { " ok " } else { "FAIL" },
+            s.name
+        ));
+    }
+    if failed {
+        Err(format!(
+            "{report}{}\n--- console ---\n{}",
+            if boot.finished {
+                ""
+            } else {
+                "the guest never printed its END line"
+            },
+            boot.console
+        ))
+    } else {
+        Ok(report)
+    }
+}
+
+/// The whole suite for one model, as the cargo test runs it with the test
+/// profile's `qemu-guest` binary: skips (with the reason) when QEMU or the kernel
+/// is missing, unless `CI=true`, where that fails.
+pub fn run_model(model: &Model, guest: &Path) -> Result<String, String> {
+    let tools = match find_tools() {
+        Ok(t) => t,
+        Err(why) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                return Err(format!("CI=true and the QEMU suite cannot run: {why}"));
+            }
+            eprintln!("SKIPPED the QEMU suite ({}): {why}", model.name);
+            return Ok(format!("skipped: {why}"));
+        }
+    };
+    let files = guest_files(guest)?;
+    let initrd = guest.with_file_name(format!("qemu-initramfs-{}.cpio", model.name));
+    std::fs::write(&initrd, initramfs(&files)).map_err(|e| format!("{}: {e}", initrd.display()))?;
+    let boot = boot(&tools, model, &initrd, BOOT_TIMEOUT)?;
+    judge(model, &boot)
+}
