@@ -26,6 +26,11 @@ use crate::pte::AMD_V1;
 use crate::table_memory::SchemeTableMemory;
 use crate::unit::{DeviceState, DomainTables, FaultCause, IommuUnit, UnitFault};
 
+/// The domain id unassigned devices' entries carry (AMD-Vi PASSTHROUGH and BLOCKED
+/// DTEs have DomainID 0): never a domain's id (CREATE_DOMAIN refuses 0), so the
+/// unit's cache entries under it are exactly the passthrough translations.
+pub const UNASSIGNED_DOMAIN_ID: u16 = 0;
+
 /// One domain and what iommud keeps beside it.
 #[derive(Debug)]
 pub struct DomainState {
@@ -372,14 +377,17 @@ impl Iommu {
         }
     }
 
-    /// After a device's DTE stopped pointing at domain `old`: drop what the IOTLBs
+    /// After a device's entry stopped pointing at domain `old` (or, for
+    /// [`UNASSIGNED_DOMAIN_ID`], stopped being the unassigned passthrough entry): drop what the IOTLBs
     /// hold for `old`, or the device keeps reaching its pages through cached
     /// translations. INV_DEV_ENTRY alone does not do it: QEMU's AMD-Vi caches
     /// translations per device and drops them only on INV_IOMMU_PAGES of their
     /// DomainID (`hw/i386/amd_iommu.c`), and AMD hardware showed the same stale
     /// DMA (Xen "iommu/amd-vi: flush IOMMU TLB when flushing the DTE", 2023);
     /// Linux flushes the old domain on detach too. The QEMU suite's
-    /// `domain-move` and `detach` scenarios fail without this.
+    /// `domain-move`, `detach` and `passthrough-unheld` scenarios fail without
+    /// this (the last one through a passthrough translation left cached when the
+    /// device was assigned again).
     fn forget_old_domain(&mut self, old: u16) -> Result<()> {
         Self::invalidate(&mut self.units, old, 0, u64::MAX)
     }
@@ -666,6 +674,10 @@ impl Iommu {
             if old.domain != id {
                 self.forget_old_domain(old.domain)?;
             }
+        } else {
+            // It was unassigned: passthrough translations it made are cached under
+            // the id unassigned entries carry.
+            self.forget_old_domain(UNASSIGNED_DOMAIN_ID)?;
         }
         if let Some(d) = self.domains.get_mut(&id) {
             d.devices.insert(rid);

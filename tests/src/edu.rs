@@ -60,15 +60,14 @@ impl core::fmt::Debug for Edu {
 }
 
 impl Edu {
-    /// Finds the first edu function on `/scheme/pci`, enables it (memory decoding,
-    /// bus mastering) and maps BAR0.
+    /// Finds the first edu function on `/scheme/pci` (listed by getdents, as pcid
+    /// lists), enables it (memory decoding, bus mastering) and maps BAR0.
     pub fn find() -> Result<Self> {
-        let mut listing = vec![0u8; 64 * 1024];
-        let fd = libredox::Fd::open("/scheme/pci", libredox::flag::O_RDONLY, 0)
-            .map_err(driver_sys::memory::errno)?;
-        let n = fd.read(&mut listing).map_err(driver_sys::memory::errno)?;
-        let text = String::from_utf8_lossy(&listing[..n]).into_owned();
-        for addr in text.lines().filter_map(PciAddress::parse_scheme_name) {
+        let listing = driver_sys::irq::listing::list_dir("/scheme/pci")?;
+        for addr in listing
+            .iter()
+            .filter_map(|n| PciAddress::parse_scheme_name(n))
+        {
             let Ok(function) = PciFunction::connect(&addr) else {
                 continue;
             };

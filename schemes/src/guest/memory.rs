@@ -1,42 +1,36 @@
-//! The `memory` scheme in guest mode: the same paths and rules as the simulated one
-//! ([`crate::mock::memory`], copying kernel `src/scheme/memory.rs`), over real memory.
+//! The `memory` scheme in guest mode: the simulated scheme's grammar and rules
+//! ([`crate::mock::memory`], copying kernel `src/scheme/memory.rs`: the same
+//! [`MemoryPath`] parser, root checks, mmap checks and `translation` answers) over
+//! real memory:
 //!
-//! * `zeroed@<type>?phys_contiguous` — allocations from [`GuestRam`] (locked pages with
-//!   known frames), released on `munmap`;
-//! * `translation` (root) — `call` with a virtual address: its physical address, from
-//!   the process's mapping, as the kernel answers it from its page tables;
-//! * `physical@<type>` (root) — physmaps: guest RAM of the reservation maps the same
-//!   pages; anything else (device registers, BARs) maps `/dev/mem`.
+//! * `zeroed@<type>[?phys_contiguous]` — allocations from [`GuestRam`] (locked pages
+//!   with known frames, every one contiguous and naturally aligned), released on
+//!   `munmap`; as in the kernel, only `phys_contiguous` ones are named to
+//!   `translation`;
+//! * `translation` (root) — `call` with a virtual address: its physical address;
+//! * `physical@<type>` (root) — physmaps through `/dev/mem`; guest RAM the scheme
+//!   allocates from is refused with `EPERM`, as the kernel refuses RAM (and Linux's
+//!   `STRICT_DEVMEM` refuses the rest of RAM the same way).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use syscall::error::{EACCES, EBADF, EFAULT, EINVAL, ENOENT, Error, Result};
+use syscall::error::{EACCES, EBADF, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EPERM, Error, Result};
+use syscall::flag::MapFlags;
 
 use super::devmem::DevMem;
 use super::ram::{GuestRam, PAGE};
-use crate::kernel::kscheme::{Caller, KernelScheme, MmapGrant};
+use crate::kernel::kscheme::{Caller, KernelScheme, MmapGrant, MmapRequest};
 use crate::kernel::wait::lock;
-
-#[derive(Clone, Copy, Debug)]
-enum Handle {
-    Root,
-    Zeroed,
-    Physical,
-    Translation,
-}
+use crate::mock::memory::{HandleKind, MemoryPath, PHYS_LIMIT};
 
 /// The guest's `memory` scheme.
 pub struct GuestMemoryScheme {
     ram: Arc<GuestRam>,
     devmem: DevMem,
-    handles: Mutex<HashMap<usize, Handle>>,
+    handles: Mutex<HashMap<usize, MemoryPath>>,
     next: AtomicUsize,
-}
-
-fn memory_type_ok(ty: &str) -> bool {
-    matches!(ty, "wb" | "uc" | "wc" | "dev")
 }
 
 impl GuestMemoryScheme {
@@ -50,55 +44,71 @@ impl GuestMemoryScheme {
         }
     }
 
-    /// The RAM allocations come from.
-    pub fn ram(&self) -> &Arc<GuestRam> {
-        &self.ram
-    }
-
-    fn parse(path: &str, caller: &Caller) -> Result<Handle> {
-        let (base, query) = path.split_once('?').unwrap_or((path, ""));
-        let (kind, ty) = base.split_once('@').unwrap_or((base, "wb"));
-        match kind {
-            "" | "scheme-root" => Ok(Handle::Root),
-            "zeroed" if memory_type_ok(ty) => {
-                // Every allocation here is contiguous; `below4g` holds too, since the
-                // guest has less than 4 GiB of RAM.
-                for opt in query.split('&').filter(|o| !o.is_empty()) {
-                    if !matches!(opt, "phys_contiguous" | "below4g") {
-                        return Err(Error::new(EINVAL));
-                    }
-                }
-                Ok(Handle::Zeroed)
-            }
-            "physical" if memory_type_ok(ty) && caller.is_root() => Ok(Handle::Physical),
-            "translation" if caller.is_root() => Ok(Handle::Translation),
-            "physical" | "translation" => Err(Error::new(EACCES)),
-            _ => Err(Error::new(ENOENT)),
-        }
-    }
-
-    fn handle(&self, h: usize) -> Result<Handle> {
+    fn handle(&self, h: usize) -> Result<MemoryPath> {
         lock(&self.handles)
             .get(&h)
             .copied()
             .ok_or(Error::new(EBADF))
     }
+
+    /// As the simulated scheme's `map_anonymous`.
+    fn map_anonymous(&self, path: MemoryPath, req: &MmapRequest) -> Result<MmapGrant> {
+        if req.len == 0 || !req.len.is_multiple_of(PAGE) || !req.addr.is_multiple_of(PAGE) {
+            return Err(Error::new(EINVAL));
+        }
+        if path.phys_contiguous && req.flags.contains(MapFlags::MAP_SHARED) {
+            return Err(Error::new(EOPNOTSUPP));
+        }
+        let phys = self.ram.alloc(req.len)?;
+        let host = self.ram.host_ptr(phys, req.len).ok_or(Error::new(ENOMEM))?;
+        Ok(MmapGrant {
+            host_addr: host as usize,
+            phys,
+            len: req.len,
+            owned: true,
+            translates: path.phys_contiguous,
+        })
+    }
+
+    /// As the simulated scheme's `physmap`, over `/dev/mem`.
+    fn physmap(&self, req: &MmapRequest) -> Result<MmapGrant> {
+        let aligned = req.offset.is_multiple_of(PAGE as u64) && req.len.is_multiple_of(PAGE);
+        let end = req.offset.checked_add(req.len as u64);
+        if req.len == 0 || !aligned || end.is_none_or(|e| e > PHYS_LIMIT) {
+            return Err(Error::new(EINVAL));
+        }
+        if self.ram.touches(req.offset, req.len) {
+            return Err(Error::new(EPERM));
+        }
+        let host = self.devmem.map(req.offset, req.len)?;
+        Ok(MmapGrant {
+            host_addr: host,
+            phys: req.offset,
+            len: req.len,
+            owned: false,
+            translates: true,
+        })
+    }
 }
 
 impl KernelScheme for GuestMemoryScheme {
     fn open(&self, path: &str, _flags: usize, caller: &Caller) -> Result<usize> {
-        let h = Self::parse(path, caller)?;
+        let parsed = MemoryPath::parse(path)?;
+        if !caller.is_root() && !parsed.allowed_for_non_root() {
+            return Err(Error::new(EACCES));
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(id, h);
+        lock(&self.handles).insert(id, parsed);
         Ok(id)
     }
 
     fn call(&self, h: usize, payload: &mut [u8], _meta: &[u64], caller: &Caller) -> Result<usize> {
-        let Handle::Translation = self.handle(h)? else {
-            return Err(Error::new(EINVAL));
-        };
-        let bytes: [u8; 8] = payload
-            .get(..8)
+        if self.handle(h)?.kind != HandleKind::Translation {
+            return Err(Error::new(EOPNOTSUPP));
+        }
+        const WORD: usize = size_of::<usize>();
+        let bytes: [u8; WORD] = payload
+            .get(..WORD)
             .and_then(|b| b.try_into().ok())
             .ok_or(Error::new(EINVAL))?;
         let virt = usize::from_ne_bytes(bytes);
@@ -106,45 +116,19 @@ impl KernelScheme for GuestMemoryScheme {
         let (start, grant) = maps
             .range(..=virt)
             .next_back()
-            .filter(|(s, g)| virt < **s + g.len)
-            .ok_or(Error::new(EFAULT))?;
+            .filter(|(s, g)| virt < **s + g.len && g.translates)
+            .ok_or(Error::new(ENOENT))?;
         let phys = grant.phys + (virt - start) as u64;
-        payload[..8].copy_from_slice(&(phys as usize).to_ne_bytes());
+        payload[..WORD].copy_from_slice(&(phys as usize).to_ne_bytes());
         Ok(0)
     }
 
-    fn mmap(&self, h: usize, offset: u64, len: usize, _c: &Caller) -> Result<MmapGrant> {
-        if len == 0 {
-            return Err(Error::new(EINVAL));
-        }
-        let len = len.div_ceil(PAGE) * PAGE;
-        match self.handle(h)? {
-            Handle::Zeroed => {
-                let phys = self.ram.alloc(len)?;
-                let host = self.ram.host_ptr(phys, len).ok_or(Error::new(EFAULT))?;
-                Ok(MmapGrant {
-                    host_addr: host as usize,
-                    phys,
-                    len,
-                    owned: true,
-                })
-            }
-            Handle::Physical => {
-                if !offset.is_multiple_of(PAGE as u64) {
-                    return Err(Error::new(EINVAL));
-                }
-                let host = match self.ram.host_ptr(offset, len) {
-                    Some(p) => p as usize,
-                    None => self.devmem.map(offset, len)?,
-                };
-                Ok(MmapGrant {
-                    host_addr: host,
-                    phys: offset,
-                    len,
-                    owned: false,
-                })
-            }
-            _ => Err(Error::new(EINVAL)),
+    fn mmap(&self, h: usize, req: &MmapRequest, _c: &Caller) -> Result<MmapGrant> {
+        let path = self.handle(h)?;
+        match path.kind {
+            HandleKind::Allocated => self.map_anonymous(path, req),
+            HandleKind::PhysBorrow => self.physmap(req),
+            HandleKind::Translation | HandleKind::SchemeRoot => Err(Error::new(EOPNOTSUPP)),
         }
     }
 

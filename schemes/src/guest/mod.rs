@@ -3,12 +3,14 @@
 //! drive QEMU's IOMMU models and devices (DESIGN §3 "Guest mode",
 //! `notes/qemu-hil.md`).
 //!
-//! [`boot`] starts a [`Kernel`] whose `memory`, `pci` and `acpi` schemes are replaced:
-//! * `memory` — [`memory::GuestMemoryScheme`]: allocations from [`ram::GuestRam`]
-//!   (locked pages, frames from `/proc/self/pagemap`), `translation`, and `physical@`
-//!   physmaps over `/dev/mem` ([`devmem::DevMem`]);
-//! * `pci` — [`pci::SysfsPciScheme`]: pcid's channel over `/sys/bus/pci/devices`;
-//! * `acpi` — [`acpi::SysfsAcpiScheme`]: QEMU's tables from `/sys/firmware/acpi/tables`.
+//! [`boot`] starts a [`Kernel`] whose schemes reach the guest's hardware:
+//! * `memory` — [`memory::GuestMemoryScheme`], the simulated scheme's rules over
+//!   [`ram::GuestRam`] (locked pages, frames from `/proc/self/pagemap`) and
+//!   `physical@` physmaps over `/dev/mem` ([`devmem::DevMem`]);
+//! * `pci` — the simulated pcid scheme over [`pci::SysfsFunction`]s
+//!   (`/sys/bus/pci/devices`);
+//! * `acpi` — the simulated acpid scheme, serving QEMU's own tables from
+//!   `/sys/firmware/acpi/tables` ([`acpi::publish_sysfs_tables`]).
 //!
 //! `irq` and `time` stay the mocked kernel's own. This is host world: Linux calls are
 //! fine here and never reach a product crate. Needs root, `/dev/mem` and a kernel
@@ -41,6 +43,7 @@ pub fn boot(ram_bytes: usize) -> std::io::Result<GuestMachine> {
         // No simulated RAM: every allocation comes from guest RAM.
         low_memory: 0,
         high_memory: 0,
+        ..MachineConfig::default()
     });
     let ram = Arc::new(ram::GuestRam::reserve(ram_bytes)?);
     let devmem = devmem::DevMem::open()?;
@@ -48,15 +51,9 @@ pub fn boot(ram_bytes: usize) -> std::io::Result<GuestMachine> {
         "memory",
         Arc::new(memory::GuestMemoryScheme::new(ram.clone(), devmem)),
     );
-    kernel.replace_kernel_scheme(
-        "pci",
-        Arc::new(pci::SysfsPciScheme::scan(Path::new(pci::SYSFS_PCI))?),
-    );
-    kernel.replace_kernel_scheme(
-        "acpi",
-        Arc::new(acpi::SysfsAcpiScheme::load(Path::new(
-            acpi::SYSFS_ACPI_TABLES,
-        ))?),
-    );
+    kernel.replace_kernel_scheme("pci", Arc::new(pci::scan(Path::new(pci::SYSFS_PCI))?));
+    // The simulated machine has no AMD-Vi unit, so its firmware publishes no IVRS of
+    // its own: the tables served are exactly QEMU's.
+    acpi::publish_sysfs_tables(kernel.acpi(), Path::new(acpi::SYSFS_ACPI_TABLES))?;
     Ok(GuestMachine { kernel, ram })
 }

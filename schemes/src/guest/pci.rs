@@ -1,35 +1,28 @@
-//! The `pci` scheme in guest mode: pcid's side of a function channel, answered from
-//! the guest's real (QEMU-emulated) functions through sysfs.
+//! The `pci` scheme in guest mode: the simulated scheme itself
+//! ([`crate::mock::pci::PciScheme`], copying upstream pcid: paths, getdents
+//! listings, channel protocol and rules, `enable_function` when a channel opens,
+//! BAR mmaps) over a Linux guest's real (QEMU-emulated) functions.
 //!
-//! Paths and channel rules are those of the simulated scheme ([`crate::mock::pci`],
-//! copying upstream pcid): the root lists `ssss--bb--dd.f` per line; `<addr>/channel`
-//! (root only, one open at a time: `ENOLCK`) takes one bincode request per write and
-//! gives its answer (8-byte LE length, then bincode) to the reads that follow.
-//!
-//! Config space is `/sys/bus/pci/devices/<ssss:bb:dd.f>/config` (pread/pwrite of whole
-//! dwords); BARs come from its `resource` file (Linux's sizing, as pcid sizes them).
-//! MSI and MSI-X are reported as the capability list shows them; programming them is
-//! not served here (`InvalidBitPattern`): the guest tests poll the device.
+//! A [`SysfsFunction`] is `/sys/bus/pci/devices/<ssss:bb:dd.f>/`: config space is its
+//! `config` file (pread/pwrite of whole dwords, as pcid's config accesses are),
+//! BARs come from its `resource` file (Linux's sizing, as pcid sizes them), and a BAR
+//! mmap maps its `resource<N>` file.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use driver_sys::pci::config::check_access;
-use driver_sys::pci::pcid_wire::{
-    self, FullDeviceId, PciFeature, PcidBar, PcidClientRequest, PcidClientResponse,
-    PcidFunctionInfo, PcidServerResponseError, SubdriverArguments,
-};
-use driver_sys::pci::{
-    CAP_ID_MSI, CAP_ID_MSIX, ConfigError, ConfigSpace, PciAddress, find_capability,
-};
-use syscall::error::{EACCES, EBADF, EINVAL, EIO, EISDIR, ENOENT, ENOLCK, Error, Result};
+use driver_sys::pci::pcid_wire::{FullDeviceId, PcidBar, PcidFunctionInfo};
+use driver_sys::pci::{ConfigError, ConfigSpace, PciAddress};
+use syscall::error::{EINVAL, EIO, Error, Result};
 
-use crate::kernel::kscheme::{Caller, KernelScheme};
 use crate::kernel::wait::lock;
+use crate::mock::pci::PciScheme;
+use crate::mock::pcid_function::PcidFunction;
 
 /// Where Linux lists PCI functions.
 pub const SYSFS_PCI: &str = "/sys/bus/pci/devices";
@@ -37,24 +30,30 @@ pub const SYSFS_PCI: &str = "/sys/bus/pci/devices";
 /// One function as sysfs shows it.
 pub struct SysfsFunction {
     addr: PciAddress,
+    dir: PathBuf,
     config: File,
     bars: [PcidBar; 6],
-    claimed: Mutex<bool>,
+    claimed: AtomicBool,
+    /// BAR index → this process's address of the whole BAR (mapped on first use).
+    mapped: Mutex<BTreeMap<usize, usize>>,
 }
 
-impl ConfigSpace for &SysfsFunction {
+/// Config space access through the sysfs `config` file.
+struct SysfsConfig<'a>(&'a File);
+
+impl ConfigSpace for SysfsConfig<'_> {
     fn read_u32(&mut self, offset: u16) -> std::result::Result<u32, ConfigError> {
-        check_access(offset, 4)?;
+        driver_sys::pci::config::check_access(offset, 4)?;
         let mut b = [0u8; 4];
-        self.config
+        self.0
             .read_exact_at(&mut b, u64::from(offset))
             .map_err(|_| ConfigError::Io(Error::new(EIO)))?;
         Ok(u32::from_le_bytes(b))
     }
 
     fn write_u32(&mut self, offset: u16, value: u32) -> std::result::Result<(), ConfigError> {
-        check_access(offset, 4)?;
-        self.config
+        driver_sys::pci::config::check_access(offset, 4)?;
+        self.0
             .write_all_at(&value.to_le_bytes(), u64::from(offset))
             .map_err(|_| ConfigError::Io(Error::new(EIO)))
     }
@@ -75,7 +74,7 @@ pub fn parse_sysfs_name(name: &str) -> Option<PciAddress> {
 }
 
 /// The six BARs from a sysfs `resource` file (`start end flags` per line, hex).
-fn parse_resources(text: &str) -> [PcidBar; 6] {
+pub fn parse_resources(text: &str) -> [PcidBar; 6] {
     const IORESOURCE_IO: u64 = 0x100;
     const IORESOURCE_MEM: u64 = 0x200;
     const IORESOURCE_MEM_64: u64 = 0x0010_0000;
@@ -119,34 +118,64 @@ impl SysfsFunction {
         let resources = std::fs::read_to_string(dir.join("resource"))?;
         Ok(Self {
             addr,
+            dir: dir.to_path_buf(),
             config,
             bars: parse_resources(&resources),
-            claimed: Mutex::new(false),
+            claimed: AtomicBool::new(false),
+            mapped: Mutex::new(BTreeMap::new()),
         })
     }
 
-    /// Its address.
-    pub fn address(&self) -> PciAddress {
+    /// Maps the whole of memory BAR `i` through sysfs `resource<i>`.
+    fn map_bar(&self, i: usize, size: u64) -> Option<usize> {
+        let mut mapped = lock(&self.mapped);
+        if let Some(&host) = mapped.get(&i) {
+            return Some(host);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.dir.join(format!("resource{i}")))
+            .ok()?;
+        let len = usize::try_from(size).ok()?;
+        // SAFETY: a new shared mapping of the BAR; nothing else refers to it. It stays
+        // mapped for the process's life (see `bar_host_addr`).
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            log::error!(
+                "guest pci: mmap of {}/resource{i} failed: {}",
+                self.dir.display(),
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        mapped.insert(i, p as usize);
+        Some(p as usize)
+    }
+}
+
+impl PcidFunction for SysfsFunction {
+    fn address(&self) -> PciAddress {
         self.addr
     }
 
-    fn read(&self, offset: u16) -> Option<u32> {
-        let mut me = self;
-        me.read_u32(offset).ok()
-    }
-
-    fn write(&self, offset: u16, value: u32) -> bool {
-        let mut me = self;
-        me.write_u32(offset, value).is_ok()
-    }
-
     fn info(&self) -> PcidFunctionInfo {
-        let id = self.read(0).unwrap_or(u32::MAX);
-        let class = self.read(8).unwrap_or(0);
+        let id = self.config_read_u32(0).unwrap_or(u32::MAX);
+        let class = self.config_read_u32(8).unwrap_or(0);
         PcidFunctionInfo {
             addr: self.addr,
             bars: self.bars,
-            // Interrupts are not served in guest mode (see the module docs).
+            rom: None,
+            // Interrupts are not served in guest mode: the guest tests poll devices.
             legacy_interrupt_line: None,
             full_device_id: FullDeviceId {
                 vendor_id: id as u16,
@@ -159,180 +188,64 @@ impl SysfsFunction {
         }
     }
 
-    /// pcid's answer to one request.
-    pub fn respond(&self, req: PcidClientRequest) -> PcidClientResponse {
-        use PcidClientResponse as R;
-        let bad = R::Error(PcidServerResponseError::InvalidBitPattern);
-        match req {
-            PcidClientRequest::EnableDevice => {
-                // I/O and memory decoding, bus mastering: pcid's `enable_device`.
-                match self.read(0x04) {
-                    Some(cmd) if self.write(0x04, cmd | 0b111) => R::EnabledDevice,
-                    _ => bad,
-                }
-            }
-            PcidClientRequest::RequestConfig => R::Config(SubdriverArguments { func: self.info() }),
-            PcidClientRequest::RequestFeatures => {
-                let mut me = self;
-                let mut v = Vec::new();
-                if matches!(find_capability(&mut me, CAP_ID_MSI), Ok(Some(_))) {
-                    v.push(PciFeature::Msi);
-                }
-                if matches!(find_capability(&mut me, CAP_ID_MSIX), Ok(Some(_))) {
-                    v.push(PciFeature::MsiX);
-                }
-                R::AllFeatures(v)
-            }
-            PcidClientRequest::RequestVendorCapabilities => R::VendorCapabilities(Vec::new()),
-            PcidClientRequest::FeatureInfo(f) | PcidClientRequest::EnableFeature(f) => {
-                R::Error(PcidServerResponseError::NonexistentFeature(f))
-            }
-            PcidClientRequest::SetFeatureInfo(_) => bad,
-            PcidClientRequest::ReadConfig(off) => match self.read(off) {
-                Some(v) => R::ReadConfig(v),
-                None => bad,
-            },
-            PcidClientRequest::WriteConfig(off, v) => {
-                if self.write(off, v) {
-                    R::WriteConfig
-                } else {
-                    bad
-                }
-            }
-        }
+    fn bar(&self, i: usize) -> Option<(u64, u64)> {
+        self.bars.get(i).and_then(PcidBar::memory)
+    }
+
+    fn config_read_u32(&self, offset: u16) -> Result<u32> {
+        SysfsConfig(&self.config)
+            .read_u32(offset)
+            .map_err(|_| Error::new(EINVAL))
+    }
+
+    fn config_write_u32(&self, offset: u16, value: u32) -> Result<()> {
+        SysfsConfig(&self.config)
+            .write_u32(offset, value)
+            .map_err(|_| Error::new(EINVAL))
+    }
+
+    fn with_config_space<R>(&self, f: impl FnOnce(&mut dyn ConfigSpace) -> R) -> R {
+        f(&mut SysfsConfig(&self.config))
     }
 
     fn claim(&self) -> bool {
-        !std::mem::replace(&mut *lock(&self.claimed), true)
+        !self.claimed.swap(true, Ordering::AcqRel)
     }
 
     fn release(&self) {
-        *lock(&self.claimed) = false;
+        self.claimed.store(false, Ordering::Release);
+    }
+
+    /// The BAR's `resource<N>` mapping (made once, kept: the mocked kernel's `munmap`
+    /// does not tell the scheme, so reuse keeps the address space bounded).
+    fn bar_host_addr(&self, phys: u64, len: usize) -> Option<usize> {
+        let (i, (base, size)) =
+            (0..6)
+                .filter_map(|i| self.bar(i).map(|b| (i, b)))
+                .find(|&(_, (base, size))| {
+                    phys >= base && phys.saturating_add(len as u64) <= base + size
+                })?;
+        let host = self.map_bar(i, size)?;
+        Some(host + (phys - base) as usize)
     }
 }
 
-enum Handle {
-    Root,
-    Device,
-    Channel {
-        function: Arc<SysfsFunction>,
-        answer: Option<VecDeque<u8>>,
-    },
-}
-
-/// The guest's `pci` scheme.
-pub struct SysfsPciScheme {
-    functions: BTreeMap<PciAddress, Arc<SysfsFunction>>,
-    handles: Mutex<HashMap<usize, Handle>>,
-    next: AtomicUsize,
-}
-
-impl SysfsPciScheme {
-    /// Every function under `root` (normally [`SYSFS_PCI`]); unreadable ones are
-    /// skipped with a warning.
-    pub fn scan(root: &Path) -> std::io::Result<Self> {
-        let mut functions = BTreeMap::new();
-        for entry in std::fs::read_dir(root)? {
-            let dir: PathBuf = entry?.path();
-            match SysfsFunction::open(&dir) {
-                Ok(f) => {
-                    functions.insert(f.address(), Arc::new(f));
+/// pcid's scheme over every function under `root` (normally [`SYSFS_PCI`]);
+/// unreadable ones are skipped with a warning.
+pub fn scan(root: &Path) -> std::io::Result<PciScheme<SysfsFunction>> {
+    let scheme = PciScheme::new();
+    for entry in std::fs::read_dir(root)? {
+        let dir = entry?.path();
+        match SysfsFunction::open(&dir) {
+            Ok(f) => {
+                if let Err(e) = scheme.plug(std::sync::Arc::new(f)) {
+                    log::warn!("guest pci: {}: {e}", dir.display());
                 }
-                Err(e) => log::warn!("guest pci: skipping {}: {e}", dir.display()),
             }
-        }
-        Ok(Self {
-            functions,
-            handles: Mutex::new(HashMap::new()),
-            next: AtomicUsize::new(1),
-        })
-    }
-
-    /// The functions found, in address order.
-    pub fn functions(&self) -> impl Iterator<Item = &Arc<SysfsFunction>> {
-        self.functions.values()
-    }
-}
-
-impl KernelScheme for SysfsPciScheme {
-    fn open(&self, path: &str, _flags: usize, caller: &Caller) -> Result<usize> {
-        let path = path.trim_matches('/');
-        let handle = if path.is_empty() {
-            Handle::Root
-        } else {
-            let (addr, rest) = path.split_once('/').unwrap_or((path, ""));
-            let addr = PciAddress::parse_scheme_name(addr).ok_or(Error::new(ENOENT))?;
-            let function = self.functions.get(&addr).ok_or(Error::new(ENOENT))?;
-            match rest {
-                "" => Handle::Device,
-                "channel" => {
-                    if !caller.is_root() {
-                        return Err(Error::new(EACCES));
-                    }
-                    if !function.claim() {
-                        return Err(Error::new(ENOLCK));
-                    }
-                    Handle::Channel {
-                        function: function.clone(),
-                        answer: None,
-                    }
-                }
-                _ => return Err(Error::new(ENOENT)),
-            }
-        };
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(id, handle);
-        Ok(id)
-    }
-
-    fn read(&self, h: usize, buf: &mut [u8], _flags: usize, _c: &Caller) -> Result<usize> {
-        let mut handles = lock(&self.handles);
-        match handles.get_mut(&h).ok_or(Error::new(EBADF))? {
-            Handle::Root => {
-                let text: String = self
-                    .functions
-                    .keys()
-                    .map(|a| format!("{}\n", a.scheme_name()))
-                    .collect();
-                let n = text.len().min(buf.len());
-                buf[..n].copy_from_slice(&text.as_bytes()[..n]);
-                Ok(n)
-            }
-            Handle::Device => Err(Error::new(EISDIR)),
-            Handle::Channel { answer, .. } => {
-                let q = answer.as_mut().ok_or(Error::new(EINVAL))?;
-                let n = q.len().min(buf.len());
-                for (dst, src) in buf.iter_mut().zip(q.drain(..n)) {
-                    *dst = src;
-                }
-                if q.is_empty() {
-                    *answer = None;
-                }
-                Ok(n)
-            }
+            Err(e) => log::warn!("guest pci: skipping {}: {e}", dir.display()),
         }
     }
-
-    fn write(&self, h: usize, buf: &[u8], _flags: usize, _c: &Caller) -> Result<usize> {
-        let mut handles = lock(&self.handles);
-        let Some(Handle::Channel { function, answer }) = handles.get_mut(&h) else {
-            return Err(Error::new(EBADF));
-        };
-        if answer.is_some() {
-            return Err(Error::new(EINVAL));
-        }
-        let req: PcidClientRequest = pcid_wire::decode(buf).map_err(|_| Error::new(EINVAL))?;
-        let resp = function.respond(req);
-        let framed = pcid_wire::frame_response(&resp).map_err(|_| Error::new(EIO))?;
-        *answer = Some(framed.into());
-        Ok(buf.len())
-    }
-
-    fn close(&self, h: usize) {
-        if let Some(Handle::Channel { function, .. }) = lock(&self.handles).remove(&h) {
-            function.release();
-        }
-    }
+    Ok(scheme)
 }
 
 #[cfg(test)]

@@ -167,6 +167,14 @@ impl GuestRam {
         }
     }
 
+    /// Whether `[phys, phys + len)` overlaps the reservation.
+    pub fn touches(&self, phys: u64, len: usize) -> bool {
+        let end = phys.saturating_add(len as u64);
+        self.runs
+            .iter()
+            .any(|r| phys < r.phys + r.len as u64 && r.phys < end)
+    }
+
     /// This process's address of `len` bytes at `phys`, if they lie in one run.
     pub fn host_ptr(&self, phys: u64, len: usize) -> Option<*mut u8> {
         let end = phys.checked_add(len as u64)?;

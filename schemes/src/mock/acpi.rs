@@ -209,6 +209,37 @@ impl AcpiTables {
         Ok(())
     }
 
+    /// Publishes a table exactly as firmware built it, header included (guest mode
+    /// serves the tables QEMU generated this way). The identity comes from the
+    /// header; `EINVAL` if the bytes are shorter than a header, the header's length
+    /// disagrees with them, or they exceed [`MAX_TABLE_LEN`].
+    pub fn publish_raw(&self, bytes: Vec<u8>) -> Result<()> {
+        let declared = bytes
+            .get(4..8)
+            .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize);
+        if bytes.len() < SDT_HEADER_LEN
+            || bytes.len() > MAX_TABLE_LEN
+            || declared != Some(bytes.len())
+        {
+            return Err(Error::new(EINVAL));
+        }
+        let mut id = TableId {
+            signature: [0; 4],
+            oem_id: [0; 6],
+            oem_table_id: [0; 8],
+        };
+        id.signature.copy_from_slice(&bytes[0..4]);
+        id.oem_id.copy_from_slice(&bytes[10..16]);
+        id.oem_table_id.copy_from_slice(&bytes[16..24]);
+        let mut p = lock(&self.published);
+        p.retain(|t| t.id != id);
+        p.push(AcpiTable {
+            id,
+            bytes: Arc::new(bytes),
+        });
+        Ok(())
+    }
+
     /// Places a new AMD-Vi unit on the machine; the IVRS describes it from now on.
     pub fn add_amdvi_unit(&self) -> AmdViPlacement {
         let mut units = lock(&self.units);

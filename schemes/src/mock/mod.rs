@@ -5,6 +5,7 @@ pub mod clock;
 pub mod irq;
 pub mod memory;
 pub mod pci;
+pub mod pcid_function;
 pub mod pcid_handler;
 pub mod phys;
 pub mod time;

@@ -27,6 +27,7 @@ use syscall::error::{
 };
 use syscall::flag::{MODE_CHR, MODE_DIR, O_DIRECTORY, O_STAT};
 
+use super::pcid_function::PcidFunction;
 use super::pcid_handler::{enable_function, respond};
 use super::phys::{PAGE, PhysArena};
 use crate::hw::pci_function::SimPciFunction;
@@ -34,45 +35,54 @@ use crate::kernel::kscheme::{Caller, KernelScheme, MmapGrant, MmapRequest};
 use crate::kernel::wait::lock;
 
 /// What a handle is (pcid's `Handle`).
-enum Kind {
+enum Kind<F> {
     TopLevel {
         entries: Vec<String>,
     },
     Access,
     Device,
     Channel {
-        function: Arc<SimPciFunction>,
+        function: Arc<F>,
         /// An answer waiting to be read (pcid's `AwaitingResponseRead`).
         answer: Option<VecDeque<u8>>,
     },
 }
 
-impl Kind {
+impl<F> Kind<F> {
     fn is_file(&self) -> bool {
         matches!(self, Self::Access | Self::Channel { .. })
     }
 }
 
-struct Handle {
-    kind: Kind,
+struct Handle<F> {
+    kind: Kind<F>,
     stat: bool,
 }
 
-/// The `pci` scheme.
-pub struct PciScheme {
-    functions: Mutex<BTreeMap<PciAddress, Arc<SimPciFunction>>>,
-    handles: Mutex<HashMap<usize, Handle>>,
+/// The `pci` scheme over functions of type `F` (simulated ones by default; guest
+/// mode serves a Linux guest's real functions with the same scheme).
+pub struct PciScheme<F: PcidFunction = SimPciFunction> {
+    functions: Mutex<BTreeMap<PciAddress, Arc<F>>>,
+    handles: Mutex<HashMap<usize, Handle<F>>>,
     next: AtomicUsize,
     phys: Mutex<Option<Arc<PhysArena>>>,
 }
 
-impl Default for PciScheme {
+impl<F: PcidFunction> Default for PciScheme<F> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl PciScheme {
+impl PciScheme<SimPciFunction> {
+    /// Plugs a simulated function in. `EEXIST` if its address is taken.
+    pub fn add_function(&self, function: Arc<SimPciFunction>) -> Result<()> {
+        *lock(&self.phys) = Some(function.phys().clone());
+        self.plug(function)
+    }
+}
+
+impl<F: PcidFunction> PciScheme<F> {
     /// An empty bus.
     pub fn new() -> Self {
         Self {
@@ -83,19 +93,18 @@ impl PciScheme {
         }
     }
 
-    /// Plugs a simulated function in. `EEXIST` if its address is taken.
-    pub fn add_function(&self, function: Arc<SimPciFunction>) -> Result<()> {
+    /// Plugs a function in. `EEXIST` if its address is taken.
+    pub fn plug(&self, function: Arc<F>) -> Result<()> {
         let mut f = lock(&self.functions);
         if f.contains_key(&function.address()) {
             return Err(Error::new(EEXIST));
         }
-        *lock(&self.phys) = Some(function.phys().clone());
         f.insert(function.address(), function);
         Ok(())
     }
 
     /// The function at `addr`.
-    pub fn function(&self, addr: &PciAddress) -> Option<Arc<SimPciFunction>> {
+    pub fn function(&self, addr: &PciAddress) -> Option<Arc<F>> {
         lock(&self.functions).get(addr).cloned()
     }
 
@@ -109,7 +118,7 @@ impl PciScheme {
     /// function is open, otherwise opening it runs `enable_function` and marks the
     /// function taken — before the caller's uid or the directory flags are checked,
     /// so a refused open still leaves the function enabled and taken (as upstream).
-    fn parse_after_addr(&self, addr: PciAddress, after: &str) -> Result<Kind> {
+    fn parse_after_addr(&self, addr: PciAddress, after: &str) -> Result<Kind<F>> {
         if after.chars().next().is_some_and(|c| c != '/') {
             return Err(Error::new(ENOENT));
         }
@@ -120,7 +129,7 @@ impl PciScheme {
                 if !function.claim() {
                     return Err(Error::new(ENOLCK));
                 }
-                enable_function(&function);
+                enable_function(function.as_ref());
                 Ok(Kind::Channel {
                     function,
                     answer: None,
@@ -190,7 +199,7 @@ pub fn split_bar_offset(offset: u64) -> (usize, u8, u64) {
     )
 }
 
-impl KernelScheme for PciScheme {
+impl<F: PcidFunction + 'static> KernelScheme for PciScheme<F> {
     /// base `drivers/pcid/src/scheme.rs` `openat`: see the module rustdoc; the
     /// checks run in pcid's order — path (`ENOENT`, `ENOLCK`), then `ENOTDIR` /
     /// `EISDIR`, then root for `channel` and `access` (`EACCES`); `O_STAT` skips the
@@ -272,7 +281,7 @@ impl KernelScheme for PciScheme {
             return Err(Error::new(EINVAL));
         }
         let req: PcidClientRequest = pcid_wire::decode(buf).map_err(|_| Error::new(EINVAL))?;
-        let resp = respond(function, req);
+        let resp = respond(function.as_ref(), req);
         let framed = pcid_wire::frame_response(&resp).map_err(|_| Error::new(EIO))?;
         *answer = Some(framed.into());
         Ok(buf.len())
@@ -311,10 +320,15 @@ impl KernelScheme for PciScheme {
             return Err(Error::new(EINVAL));
         }
         let phys = base + within;
-        let arena = lock(&self.phys).clone().ok_or(Error::new(EINVAL))?;
-        let host = arena.host_ptr(phys, len).ok_or(Error::new(EINVAL))?;
+        let host = match function.bar_host_addr(phys, len) {
+            Some(host) => host,
+            None => {
+                let arena = lock(&self.phys).clone().ok_or(Error::new(EINVAL))?;
+                arena.host_ptr(phys, len).ok_or(Error::new(EINVAL))? as usize
+            }
+        };
         Ok(MmapGrant {
-            host_addr: host as usize,
+            host_addr: host,
             phys,
             len,
             owned: false,

@@ -11,7 +11,7 @@ use driver_sys::pci::pcid_wire::{
 };
 use driver_sys::pci::{CAP_ID_MSI, CAP_ID_MSIX, find_capability};
 
-use crate::hw::pci_function::SimPciFunction;
+use super::pcid_function::PcidFunction;
 
 /// Command register: I/O space, memory space and bus master enable.
 const COMMAND_IO_MEMORY_MASTER: u32 = 0b111;
@@ -24,7 +24,7 @@ const MSIX_ENABLE: u32 = 1 << 31;
 /// `enable_function`): bus mastering, memory and I/O decode on; MSI and MSI-X off
 /// (a previous driver may have left them on); an INTx line register of 0xFF
 /// becomes 9.
-pub fn enable_function(f: &SimPciFunction) {
+pub fn enable_function<F: PcidFunction + ?Sized>(f: &F) {
     let cmd = f.config_read_u32(0x04).unwrap_or(0);
     let _ = f.config_write_u32(0x04, cmd | COMMAND_IO_MEMORY_MASTER);
     for (feature, bit) in [
@@ -43,7 +43,7 @@ pub fn enable_function(f: &SimPciFunction) {
 }
 
 /// pcid's answer to one request.
-pub fn respond(f: &SimPciFunction, req: PcidClientRequest) -> PcidClientResponse {
+pub fn respond<F: PcidFunction + ?Sized>(f: &F, req: PcidClientRequest) -> PcidClientResponse {
     use PcidClientResponse as R;
     let bad = R::Error(PcidServerResponseError::InvalidBitPattern);
     match req {
@@ -57,7 +57,7 @@ pub fn respond(f: &SimPciFunction, req: PcidClientRequest) -> PcidClientResponse
         PcidClientRequest::RequestConfig => R::Config(SubdriverArguments { func: f.info() }),
         PcidClientRequest::RequestFeatures => {
             let mut v = Vec::new();
-            f.with_config(|c| {
+            f.with_config_space(|c| {
                 if matches!(find_capability(c, CAP_ID_MSI), Ok(Some(_))) {
                     v.push(PciFeature::Msi);
                 }
@@ -107,17 +107,17 @@ pub fn respond(f: &SimPciFunction, req: PcidClientRequest) -> PcidClientResponse
     }
 }
 
-fn cap_offset(f: &SimPciFunction, feature: PciFeature) -> Option<u8> {
+fn cap_offset<F: PcidFunction + ?Sized>(f: &F, feature: PciFeature) -> Option<u8> {
     let id = match feature {
         PciFeature::Msi => CAP_ID_MSI,
         PciFeature::MsiX => CAP_ID_MSIX,
     };
-    f.with_config(|c| find_capability(c, id).ok().flatten().map(|cap| cap.offset))
+    f.with_config_space(|c| find_capability(c, id).ok().flatten().map(|cap| cap.offset))
 }
 
-fn feature_info(f: &SimPciFunction, feature: PciFeature) -> Option<PciFeatureInfo> {
+fn feature_info<F: PcidFunction + ?Sized>(f: &F, feature: PciFeature) -> Option<PciFeatureInfo> {
     let off = cap_offset(f, feature)?;
-    f.with_config(|c| match feature {
+    f.with_config_space(|c| match feature {
         PciFeature::Msi => {
             let m = MsiCapability::parse(c, off).ok()?;
             Some(PciFeatureInfo::Msi(MsiInfo {
@@ -139,7 +139,7 @@ fn feature_info(f: &SimPciFunction, feature: PciFeature) -> Option<PciFeatureInf
     })
 }
 
-fn set_feature_info(f: &SimPciFunction, info: SetFeatureInfo) -> PcidClientResponse {
+fn set_feature_info<F: PcidFunction + ?Sized>(f: &F, info: SetFeatureInfo) -> PcidClientResponse {
     use PcidClientResponse as R;
     let bad = R::Error(PcidServerResponseError::InvalidBitPattern);
     match info {
@@ -163,7 +163,7 @@ fn set_feature_info(f: &SimPciFunction, info: SetFeatureInfo) -> PcidClientRespo
             let Some(off) = cap_offset(f, PciFeature::Msi) else {
                 return R::Error(PcidServerResponseError::NonexistentFeature(PciFeature::Msi));
             };
-            let Some(cap) = f.with_config(|c| MsiCapability::parse(c, off).ok()) else {
+            let Some(cap) = f.with_config_space(|c| MsiCapability::parse(c, off).ok()) else {
                 return bad;
             };
             if let Some(mme) = msi.multi_message_enable {
@@ -209,7 +209,7 @@ fn set_feature_info(f: &SimPciFunction, info: SetFeatureInfo) -> PcidClientRespo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hw::pci_function::SimFunctionSpec;
+    use crate::hw::pci_function::{SimFunctionSpec, SimPciFunction};
     use crate::kernel::Kernel;
     use driver_sys::pci::PciAddress;
 

@@ -95,11 +95,10 @@ pub const AMD_VI: Model = Model {
             "detach",
             "after UNASSIGN the device no longer reaches pages it had just used",
         ),
-        Scenario {
-            name: "passthrough-unheld",
-            expect: Expect::NotYetAvailable,
-            what: "a device no domain holds is in passthrough (DESIGN §5)",
-        },
+        must(
+            "passthrough-unheld",
+            "a device no domain holds is in passthrough (DESIGN §5's default)",
+        ),
     ],
     caveat: "QEMU 7.2 never writes AMD-Vi event log entries (its amdvi_test_mask bug), so \
              fault scenarios prove blocking by the data that did not arrive, not by a fault record",

@@ -6,7 +6,7 @@
 //! it afterwards.
 
 use driver_sys::dma::{DmaDirection, IommuDmaAllocator, MapFlags};
-use driver_sys::memory::{MemoryType, PhysMemory, physmap};
+use driver_sys::memory::{MemoryRoot, MemoryType, PhysMemory};
 use driver_sys::quirks::QuirkFlags;
 use iommu::{Invalidation, IommuDomain};
 use redox_host::boot::{RunningDaemon, iommud_physmap};
@@ -70,9 +70,10 @@ fn read_all(path: &str) -> Result<Vec<u8>> {
 /// scheme as iommud will once it parses IVRS: the first IVHD (at offset 48),
 /// base address at IVHD offset 8.
 fn ivrs_unit_base() -> Result<u64> {
-    let listing = String::from_utf8_lossy(&read_all("/scheme/acpi/tables")?).into_owned();
+    let listing =
+        driver_sys::irq::listing::list_dir("/scheme/acpi/tables").map_err(e("listing"))?;
     let name = listing
-        .lines()
+        .iter()
         .find(|l| l.starts_with("IVRS-"))
         .ok_or("no IVRS table in /scheme/acpi/tables")?;
     let ivrs = read_all(&format!("/scheme/acpi/tables/{name}"))?;
@@ -156,7 +157,9 @@ impl Env {
     }
 
     fn unit_up(&self) -> Result<Outcome> {
-        let regs = physmap(self.base, 0x4000, MemoryType::Uncacheable).map_err(e("physmap"))?;
+        let regs = MemoryRoot::open()
+            .and_then(|root| root.physmap(self.base, 0x4000, MemoryType::Uncacheable))
+            .map_err(e("physmap"))?;
         let reg = |off: usize| {
             // SAFETY: inside the 16 KiB register mapping, 8-byte aligned.
             unsafe { regs.as_ptr().add(off).cast::<u64>().read_volatile() }
@@ -497,11 +500,18 @@ impl Env {
             }
             in_a.fill(CANARY);
             in_b.fill(CANARY);
+            // BDF ASSIGN takes only devices no domain holds (EBUSY otherwise): the
+            // move is UNASSIGN from domain 1, then ASSIGN to domain 2.
+            self.a
+                .unassign(self.edu.bdf())
+                .map_err(e("taking edu from domain 1"))?;
             b.assign(self.edu.bdf())
                 .map_err(e("moving edu to domain 2"))?;
             self.write(iova)?;
             let reached_b = in_b.holds(0, &data);
             let a_intact = in_a.canary_intact();
+            b.unassign(self.edu.bdf())
+                .map_err(e("taking edu from domain 2"))?;
             self.a
                 .assign(self.edu.bdf())
                 .map_err(e("moving edu back to domain 1"))?;
@@ -513,8 +523,8 @@ impl Env {
         let (ida, idb) = (self.a.id(), b.id());
         Ok(match (reached_b, a_intact) {
             (true, true) => Outcome::Pass(format!(
-                "IOVA {iova:#x} mapped in domains {ida} and {idb}; cached for domain {ida}, then the device moved: \
-                 its DMA reached only domain {idb}'s page"
+                "IOVA {iova:#x} mapped in domains {ida} and {idb}; cached for domain {ida}, then the device moved \
+                 (UNASSIGN, ASSIGN by BDF): its DMA reached only domain {idb}'s page"
             )),
             (_, false) => Outcome::Fail(format!(
                 "after the move to domain {idb} a DMA to {iova:#x} still reached domain {ida}'s page \
@@ -565,13 +575,18 @@ impl Env {
                 target.phys()
             ))
         } else if target.canary_intact() {
-            Outcome::NotYetAvailable(
-                "iommud still blocks devices no domain holds (their DTE stays BLOCKED); passthrough \
-                 by default arrives with the isolation work"
-                    .into(),
-            )
+            Outcome::Fail(format!(
+                "edu held by no domain was blocked: DMA to physical {:#x} did not land, \
+                 but passthrough is iommud's default",
+                target.phys()
+            ))
         } else {
-            Outcome::Fail("the DMA changed the target page partially".into())
+            Outcome::Fail(format!(
+                "the DMA to physical {:#x} wrote something else: {:02x?} (expected {:02x?})",
+                target.phys(),
+                target.read(0, 8),
+                &data[..8]
+            ))
         })
     }
 }

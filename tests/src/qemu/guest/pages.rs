@@ -25,7 +25,7 @@ pub struct Pages {
 impl Pages {
     /// `len` zeroed bytes (rounded up to pages; naturally aligned in guest RAM).
     pub fn alloc(memory: &PhysMemory, len: usize) -> Result<Self> {
-        let (mapping, phys) = memory.alloc_contiguous(len, false)?;
+        let (mapping, phys) = memory.alloc_contiguous(len)?;
         Ok(Self { mapping, phys })
     }
 
