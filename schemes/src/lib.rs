@@ -1,9 +1,9 @@
 //! `redox-host`: a mocked Redox kernel for Linux hosts.
 //!
 //! It provides the relibc symbols `libredox` and `redox_event` call ([`abi`]), the
-//! kernel's scheme IPC (real `Sqe`s and `Cqe`s on scheme sockets), mocked kernel
-//! schemes (`memory`, `irq`, `pci`, `acpi`, `time`) and simulated hardware, so the unmodified Redox
-//! daemons of this workspace run — and are tested — on Linux.
+//! kernel's scheme IPC (real `Sqe`s and `Cqe`s on scheme sockets), mocked schemes
+//! (`memory`, `irq`, `pci`, `acpi`, `time`) and simulated hardware, so the unmodified
+//! Redox daemons of this workspace run — and are tested — on Linux.
 //!
 //! A binary or test that runs Redox code on Linux must *name* this crate
 //! (`use redox_host as _;`) or the symbols are not linked.
