@@ -77,7 +77,8 @@ pub struct SpaceInfo {
 /// One IOVA window's free space: `(start, end, free bytes)`.
 pub type WindowSpace = (u64, u64, u64);
 
-/// A client of `/scheme/iommu/domain/<id>` (opening creates the domain).
+/// A client of one domain: `/scheme/iommu/domain/new` (iommud picks the id;
+/// the domain belongs to this process) or `domain/<id>`.
 #[derive(Debug)]
 pub struct IommuDomain {
     channel: Channel,
@@ -86,7 +87,26 @@ pub struct IommuDomain {
 }
 
 impl IommuDomain {
-    /// Opens (creating if needed) domain `id` of `/scheme/iommu`.
+    /// Creates a domain of this process in `/scheme/iommu`; iommud picks its
+    /// id, so no other process can have taken it first.
+    pub fn open_new() -> Result<Self> {
+        Self::open_new_in("iommu")
+    }
+
+    /// [`open_new`](Self::open_new) in the scheme called `scheme`.
+    pub fn open_new_in(scheme: &str) -> Result<Self> {
+        let channel = Channel::open(&format!("/scheme/{scheme}/domain/new"))?;
+        let id = u16::try_from(channel.exchange(&Request::Query)?.arg0)
+            .map_err(|_| Error::new(EBADMSG))?;
+        Ok(Self {
+            channel,
+            scheme: scheme.into(),
+            id,
+        })
+    }
+
+    /// Opens domain `id` of `/scheme/iommu`: creates it if the id is free,
+    /// `EACCES` if another process owns it.
     pub fn open(id: u16) -> Result<Self> {
         Self::open_in("iommu", id)
     }

@@ -122,21 +122,21 @@ pub fn build_with(
 /// Registers scheme `config.scheme_name` over `units` itself and serves it until
 /// the socket reports EOF (iommud started by hand, and tests).
 pub fn run(config: Config, units: Vec<Box<dyn AmdViMmio>>) -> Result<(), DaemonError> {
-    serve(config, units, InitNotify::none())
+    serve(build(config, units)?, InitNotify::none())
 }
 
-/// Serves scheme `iommu` over `units` as init's `type = { scheme = "iommu" }`
-/// service: once the units are initialised and the socket exists, the root
-/// capability goes to init over `notify`, and init registers the name (the
-/// daemon registers `config.scheme_name` itself only when nobody waits).
-pub fn serve(
-    config: Config,
-    units: Vec<Box<dyn AmdViMmio>>,
-    notify: InitNotify,
-) -> Result<(), DaemonError> {
-    let name = config.scheme_name.clone();
-    let timeout_ms = config.flush_timeout_ms;
-    let scheme = RefCell::new(IommuScheme::new(build(config, units)?));
+/// Serves scheme `iommu` over `iommu` (built by [`build`] or
+/// [`crate::discovery::discover`]: the units are up, every device blocked or
+/// in passthrough) as init's `type = { scheme = "iommu" }` service: once the
+/// socket exists and the queue is subscribed, the root capability goes to
+/// init over `notify` and init registers the name (the daemon registers
+/// `config.scheme_name` itself only when nobody waits). Readiness is thus
+/// never signalled before iommud can serve: requests queued from then on are
+/// read by the loop below.
+pub fn serve(iommu: Iommu, notify: InitNotify) -> Result<(), DaemonError> {
+    let name = iommu.config().scheme_name.clone();
+    let timeout_ms = iommu.config().flush_timeout_ms;
+    let scheme = RefCell::new(IommuScheme::new(iommu));
     let socket = sys("creating the scheme socket", Socket::nonblock())?;
     let root = sys("making the scheme root", scheme.borrow_mut().scheme_root())?;
     let queue = sys("creating the event queue", EventQueue::<Source>::new())?;

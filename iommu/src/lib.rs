@@ -12,16 +12,20 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod acpi;
 pub mod amdvi;
+pub mod assignment;
 pub mod bdf;
 pub mod client;
 pub mod config;
 pub mod contiguous;
 pub mod daemon;
+pub mod discovery;
 pub mod domain;
 pub mod flush_queue;
 pub mod format;
 pub mod iova;
+pub mod ivrs;
 pub mod page_table;
 pub mod pcid_channel;
 pub mod phys;
@@ -32,6 +36,7 @@ pub mod scheme;
 pub mod service;
 pub mod startup;
 pub mod table_memory;
+pub mod topology;
 pub mod unit;
 
 pub use bdf::Bdf;

@@ -1,6 +1,8 @@
-//! `iommud`: startup script for Redox. Maps the AMD-Vi units whose register
-//! bases are given on the command line (from the ACPI IVRS table, e.g.
-//! `iommud 0xfeb80000`), then serves scheme `iommu` until shut down.
+//! `iommud`: startup script for Redox. Finds the AMD-Vi units in the ACPI
+//! IVRS table (from acpid), maps their registers, brings them up with every
+//! device in passthrough, and serves scheme `iommu` until shut down.
+//! Register bases on the command line (`iommud 0xfeb80000`) override the
+//! table's, for firmware that lies.
 //!
 //! Started by init as `type = { scheme = "iommu" }` (`/usr/lib/init.d/00_0iommud.service`):
 //! it sends init its root capability over `INIT_NOTIFY` and init registers the
@@ -21,25 +23,18 @@ fn main() -> ExitCode {
     let startup = Startup::from_process();
     setup_logging("misc", "iommu", "iommud");
     let notify = InitNotify::from_startup(&startup, "iommud");
-    let mut units: Vec<Box<dyn AmdViMmio>> = Vec::new();
+    let mut overrides = Vec::new();
     for arg in &startup.args {
         let Some(base) = parse_base(arg) else {
             log::error!("iommud: `{arg}` is not a register base address");
             return ExitCode::FAILURE;
         };
-        match PhysmapMmio::map(base) {
-            Ok(mmio) => units.push(Box::new(mmio)),
-            Err(e) => {
-                log::error!("iommud: cannot map the unit at {base:#x}: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+        overrides.push(base);
     }
-    if units.is_empty() {
-        log::error!("iommud: no AMD-Vi unit given; usage: iommud <register base>...");
-        return ExitCode::FAILURE;
-    }
-    match iommu::serve(iommu::Config::default(), units, notify) {
+    let map = |base| PhysmapMmio::map(base).map(|m| Box::new(m) as Box<dyn AmdViMmio>);
+    let served = iommu::discovery::discover(iommu::Config::default(), &overrides, map)
+        .and_then(|state| iommu::daemon::serve(state, notify));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("iommud: {e}");

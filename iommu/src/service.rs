@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use syscall::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, Error, Result};
 
 use crate::access::{Accounts, Budgeted, Client};
-use crate::bdf::Bdf;
 use crate::config::{Config, UnassignedDevices};
 use crate::domain::{Domain, DomainConfig};
 use crate::flush_queue::{FlushGenerations, FlushQueue, Invalidation};
@@ -24,6 +23,7 @@ use crate::page_table::Translation;
 use crate::protocol::MapFlags;
 use crate::pte::AMD_V1;
 use crate::table_memory::SchemeTableMemory;
+use crate::topology::Topology;
 use crate::unit::{DeviceState, DomainTables, FaultCause, IommuUnit, UnitFault};
 
 /// The domain id unassigned devices' entries carry (AMD-Vi PASSTHROUGH and BLOCKED
@@ -51,6 +51,9 @@ pub struct DomainState {
     pub generations: FlushGenerations,
     /// Requester ids assigned to it.
     pub devices: BTreeSet<u16>,
+    /// IOVAs of the firmware's identity-mapped ranges in it (not the
+    /// client's to unmap).
+    pub unity: BTreeSet<u64>,
 }
 
 /// A device assignment.
@@ -102,15 +105,16 @@ pub struct Drained {
 /// Everything iommud serves.
 #[derive(Debug)]
 pub struct Iommu {
-    config: Config,
-    units: Vec<Box<dyn IommuUnit>>,
-    memory: SchemeTableMemory,
-    domains: BTreeMap<u16, DomainState>,
-    devices: BTreeMap<u16, Assignment>,
+    pub(crate) config: Config,
+    pub(crate) units: Vec<Box<dyn IommuUnit>>,
+    pub(crate) memory: SchemeTableMemory,
+    pub(crate) domains: BTreeMap<u16, DomainState>,
+    pub(crate) devices: BTreeMap<u16, Assignment>,
     pending: VecDeque<FaultRecord>,
     history: VecDeque<FaultRecord>,
     counters: Counters,
-    accounts: Accounts,
+    pub(crate) accounts: Accounts,
+    pub(crate) topology: Topology,
 }
 
 /// Domain `id` if `client` owns it: `ENOENT` if there is none, `EACCES` if
@@ -141,7 +145,19 @@ impl Iommu {
             pending: VecDeque::new(),
             history: VecDeque::new(),
             counters: Counters::default(),
+            topology: Topology::default(),
         }
+    }
+
+    /// What the firmware said about the units (IVRS / DMAR): which unit owns
+    /// a device, its alias, the ranges to identity map.
+    pub fn set_topology(&mut self, topology: Topology) {
+        self.topology = topology;
+    }
+
+    /// The topology in use.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// The configuration.
@@ -199,7 +215,7 @@ impl Iommu {
 
     /// Runs `f` on domain `id`'s tables and charges the page-table pages it
     /// allocated (or freed) to the domain and its uid.
-    fn metered<R>(&mut self, id: u16, f: impl FnOnce(&mut Self) -> R) -> R {
+    pub(crate) fn metered<R>(&mut self, id: u16, f: impl FnOnce(&mut Self) -> R) -> R {
         let before = self.memory.live_tables();
         let r = f(self);
         let delta = self.memory.live_tables() as isize - before as isize;
@@ -300,6 +316,7 @@ impl Iommu {
                 queue: FlushQueue::new(self.config.flush_queue_size),
                 generations: FlushGenerations::default(),
                 devices: BTreeSet::new(),
+                unity: BTreeSet::new(),
             },
         );
         Ok(id)
@@ -319,7 +336,11 @@ impl Iommu {
         Ok(d)
     }
 
-    fn domain_for_change(&mut self, id: u16, client: Client) -> Result<&mut DomainState> {
+    pub(crate) fn domain_for_change(
+        &mut self,
+        id: u16,
+        client: Client,
+    ) -> Result<&mut DomainState> {
         changeable(&mut self.domains, id, client)
     }
 
@@ -333,7 +354,7 @@ impl Iommu {
         self.remove_domain(id)
     }
 
-    fn remove_domain(&mut self, id: u16) -> Result<()> {
+    pub(crate) fn remove_domain(&mut self, id: u16) -> Result<()> {
         // No device can reach it any more; drop whatever the IOTLBs still hold
         // for the id before it can be given to a new domain.
         Self::invalidate(&mut self.units, id, 0, u64::MAX)?;
@@ -388,7 +409,7 @@ impl Iommu {
     /// `domain-move`, `detach` and `passthrough-unheld` scenarios fail without
     /// this (the last one through a passthrough translation left cached when the
     /// device was assigned again).
-    fn forget_old_domain(&mut self, old: u16) -> Result<()> {
+    pub(crate) fn forget_old_domain(&mut self, old: u16) -> Result<()> {
         Self::invalidate(&mut self.units, old, 0, u64::MAX)
     }
 
@@ -495,7 +516,7 @@ impl Iommu {
         Ok(())
     }
 
-    fn translated(id: u16, domain: &Domain) -> DeviceState {
+    pub(crate) fn translated(id: u16, domain: &Domain) -> DeviceState {
         DeviceState::Translated(DomainTables {
             domain_id: id,
             root: domain.root(),
@@ -503,7 +524,7 @@ impl Iommu {
         })
     }
 
-    fn write_entry(&mut self, unit: usize, rid: u16, entry: DeviceState) -> Result<()> {
+    pub(crate) fn write_entry(&mut self, unit: usize, rid: u16, entry: DeviceState) -> Result<()> {
         let unit = self.units.get_mut(unit).ok_or(Error::new(ENODEV))?;
         unit.set_device(rid, entry)?;
         self.counters.device_entries_written += 1;
@@ -513,7 +534,10 @@ impl Iommu {
     /// Unmaps the mapping starting at `iova`; returns its size. Strict: the
     /// IOTLBs no longer hold it when this returns. Lazy: it is queued.
     pub fn unmap(&mut self, id: u16, client: Client, iova: u64) -> Result<u64> {
-        self.domain_for_change(id, client)?;
+        if self.domain_for_change(id, client)?.unity.contains(&iova) {
+            // The firmware's range stays while a device that needs it is here.
+            return Err(Error::new(EACCES));
+        }
         let size = self.metered(id, |s| s.unmap_owned(id, iova))?;
         let uid = self.domain(id)?.charged_uid;
         self.accounts.add_bytes(uid, -i128::from(size));
@@ -619,103 +643,6 @@ impl Iommu {
             .domain
             .translate(&self.memory, iova)
             .ok_or(Error::new(ENOENT))
-    }
-
-    /// ASSIGN by BDF (the v1 opcode): root only, into a domain `client`
-    /// owns, and only for a device no domain holds (`EBUSY` otherwise; the
-    /// same domain again is a no-op). `unit` `None`: unit 0.
-    pub fn assign(
-        &mut self,
-        bdf: Bdf,
-        id: u16,
-        unit: Option<usize>,
-        client: Client,
-    ) -> Result<usize> {
-        self.domain_for_change(id, client)?;
-        if !client.is_root() {
-            return Err(Error::new(EACCES));
-        }
-        if let Some(held) = self.devices.get(&bdf.requester_id()) {
-            return if held.domain == id && unit.is_none_or(|u| u == held.unit) {
-                Ok(held.unit)
-            } else {
-                Err(Error::new(EBUSY))
-            };
-        }
-        self.attach(bdf, id, unit)
-    }
-
-    /// ASSIGN of the function a pcid channel proved to be `bdf`: into a
-    /// domain `client` owns, taking the device from whatever domain held it
-    /// (pcid lets one channel per function be open, so its holder is the
-    /// function's driver).
-    pub fn assign_proven(&mut self, bdf: Bdf, id: u16, client: Client) -> Result<usize> {
-        self.domain_for_change(id, client)?;
-        self.attach(bdf, id, None)
-    }
-
-    /// Points `bdf`'s device table entry at domain `id` on `unit` (`None`:
-    /// unit 0, which owns every device on a single-unit machine).
-    fn attach(&mut self, bdf: Bdf, id: u16, unit: Option<usize>) -> Result<usize> {
-        let unit = unit.unwrap_or(0);
-        if unit >= self.units.len() {
-            return Err(Error::new(ENODEV));
-        }
-        let rid = bdf.requester_id();
-        let d = self.domain(id)?;
-        let entry = Self::translated(id, &d.domain);
-        self.write_entry(unit, rid, entry)?;
-        if let Some(old) = self.devices.insert(rid, Assignment { domain: id, unit }) {
-            self.leave(old.domain, rid);
-            if old.unit != unit {
-                let default = self.unassigned_entry();
-                self.write_entry(old.unit, rid, default)?;
-            }
-            if old.domain != id {
-                self.forget_old_domain(old.domain)?;
-            }
-        } else {
-            // It was unassigned: passthrough translations it made are cached under
-            // the id unassigned entries carry.
-            self.forget_old_domain(UNASSIGNED_DOMAIN_ID)?;
-        }
-        if let Some(d) = self.domains.get_mut(&id) {
-            d.devices.insert(rid);
-        }
-        Ok(unit)
-    }
-
-    /// `rid` left domain `id`; an ownerless domain left empty is destroyed.
-    fn leave(&mut self, id: u16, rid: u16) {
-        let Some(d) = self.domains.get_mut(&id) else {
-            return;
-        };
-        d.devices.remove(&rid);
-        if d.owner.is_none()
-            && d.devices.is_empty()
-            && let Err(e) = self.remove_domain(id)
-        {
-            log::error!("iommud: destroying ownerless domain {id}: {e}");
-        }
-    }
-
-    /// Gives `bdf` back to the default (passthrough or blocked) and detaches
-    /// it from its domain; returns the old assignment. The domain's owner may
-    /// do it, and root for a domain whose owner is gone.
-    pub fn unassign(&mut self, bdf: Bdf, client: Client) -> Result<Assignment> {
-        let rid = bdf.requester_id();
-        let a = *self.devices.get(&rid).ok_or(Error::new(ENOENT))?;
-        let d = self.domain(a.domain)?;
-        let allowed = client.owns(d.owner) || (d.owner.is_none() && client.is_root());
-        if !allowed {
-            return Err(Error::new(EACCES));
-        }
-        let default = self.unassigned_entry();
-        self.write_entry(a.unit, rid, default)?;
-        self.forget_old_domain(a.domain)?;
-        self.devices.remove(&rid);
-        self.leave(a.domain, rid);
-        Ok(a)
     }
 
     /// Reads the units' event logs into the pending queue and the history.

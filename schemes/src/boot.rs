@@ -126,3 +126,28 @@ pub fn iommud_physmap(
         iommu::run(config, units).map_err(|e| e.to_string())
     })
 }
+
+/// Starts `iommud` the way it starts on a machine with an IVRS: no register
+/// bases given, the units found in `/scheme/acpi/tables/IVRS-…` and brought
+/// up from there (`iommu::discovery::discover`). Mapping a unit's register
+/// base is the one step the host supplies, as it supplies the registers of
+/// [`iommud`]: the base must be one of `units`' (`ENODEV` otherwise).
+pub fn iommud_from_firmware(
+    kernel: &Arc<Kernel>,
+    config: iommu::Config,
+    units: &[Arc<crate::hw::amdvi::SimAmdVi>],
+) -> RunningDaemon {
+    let scheme = config.scheme_name.clone();
+    let units: Vec<_> = units.to_vec();
+    start(kernel, "iommud", scheme, move || {
+        let map = |base: u64| {
+            units
+                .iter()
+                .find(|u| u.placement().mmio_base == base)
+                .map(|u| u.mmio())
+                .ok_or(syscall::Error::new(syscall::error::ENODEV))
+        };
+        let state = iommu::discovery::discover(config, &[], map).map_err(|e| e.to_string())?;
+        iommu::daemon::serve(state, iommu::startup::InitNotify::none()).map_err(|e| e.to_string())
+    })
+}
