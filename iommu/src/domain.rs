@@ -6,7 +6,9 @@
 //! range whose IOTLB entries the caller must invalidate (strictly, before
 //! answering the client), and [`Domain::unmap_deferred`] +
 //! [`Domain::release_iova`] let a lazy flush queue keep the IOVA out of
-//! circulation until a later flush has completed.
+//! circulation until a later flush has completed. Page-table pages emptied
+//! by an unmap are never freed here either: they wait in the tables' gather
+//! list ([`Domain::take_gathered_tables`]) for the caller's invalidation.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -295,6 +297,21 @@ impl Domain {
     /// Returns the IOVA of a deferred unmap to the allocator.
     pub fn release_iova(&mut self, unmapped: Unmapped) -> Result<()> {
         self.iova.free(unmapped.iova, unmapped.size)
+    }
+
+    /// Page-table pages the tables detached since the last call (by unmaps,
+    /// failed maps and growth). They must stay allocated until an
+    /// invalidation covering them (directory entries included) completed;
+    /// then [`free_tables`](Self::free_tables) returns them.
+    pub fn take_gathered_tables(&mut self) -> Vec<u64> {
+        self.tables.take_gathered()
+    }
+
+    /// Frees page-table pages from [`take_gathered_tables`](Self::take_gathered_tables).
+    pub fn free_tables<M: PageTableMemory + ?Sized>(mem: &mut M, tables: Vec<u64>) {
+        for table in tables {
+            mem.free_table(table);
+        }
     }
 
     /// What the IOMMU would translate `iova` to.

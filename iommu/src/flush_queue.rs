@@ -66,10 +66,22 @@ impl FlushGenerations {
     }
 }
 
-/// One domain's deferred unmaps.
+/// One unmap whose IOVA and emptied page-table pages wait for a completed
+/// invalidation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deferred {
+    /// The IOVA range (returned to the allocator on release); `None` for
+    /// tables detached by a failed map or by growth.
+    pub unmapped: Option<Unmapped>,
+    /// Page-table pages the unmap detached (freed on release).
+    pub tables: Vec<u64>,
+}
+
+/// One domain's deferred unmaps (lazy mode), and strict unmaps whose
+/// invalidation did not complete (quarantined until one does).
 #[derive(Debug)]
 pub struct FlushQueue {
-    entries: VecDeque<(Unmapped, u64)>,
+    entries: VecDeque<(Deferred, u64)>,
     capacity: usize,
 }
 
@@ -84,21 +96,23 @@ impl FlushQueue {
 
     /// Queues an unmap that must wait for flush generation `generation`;
     /// true when the queue is now full and should be flushed.
-    pub fn push(&mut self, unmapped: Unmapped, generation: u64) -> bool {
-        self.entries.push_back((unmapped, generation));
+    pub fn push(&mut self, deferred: Deferred, generation: u64) -> bool {
+        self.entries.push_back((deferred, generation));
         self.entries.len() >= self.capacity
     }
 
     /// Removes and returns every entry whose flush has completed.
-    pub fn release(&mut self, completed: u64) -> Vec<Unmapped> {
+    pub fn release(&mut self, completed: u64) -> Vec<Deferred> {
         let mut out = Vec::new();
         // Generations are pushed in non-decreasing order.
-        while let Some(&(unmapped, generation)) = self.entries.front() {
-            if generation > completed {
-                break;
+        while self
+            .entries
+            .front()
+            .is_some_and(|&(_, generation)| generation <= completed)
+        {
+            if let Some((deferred, _)) = self.entries.pop_front() {
+                out.push(deferred);
             }
-            out.push(unmapped);
-            self.entries.pop_front();
         }
         out
     }
@@ -117,7 +131,8 @@ impl FlushQueue {
     pub fn holds(&self, iova: u64, size: u64) -> bool {
         self.entries
             .iter()
-            .any(|(u, _)| u.iova < iova.saturating_add(size) && iova < u.iova + u.size)
+            .filter_map(|(d, _)| d.unmapped.as_ref())
+            .any(|u| u.iova < iova.saturating_add(size) && iova < u.iova + u.size)
     }
 }
 
@@ -127,15 +142,18 @@ mod tests {
     use crate::domain::Mapping;
     use crate::protocol::MapFlags;
 
-    fn unmapped(iova: u64) -> Unmapped {
-        Unmapped {
-            iova,
-            size: 4096,
-            mapping: Mapping {
-                phys: 0,
+    fn unmapped(iova: u64) -> Deferred {
+        Deferred {
+            unmapped: Some(Unmapped {
+                iova,
                 size: 4096,
-                flags: MapFlags::READ_WRITE,
-            },
+                mapping: Mapping {
+                    phys: 0,
+                    size: 4096,
+                    flags: MapFlags::READ_WRITE,
+                },
+            }),
+            tables: vec![iova << 12],
         }
     }
 

@@ -1,12 +1,15 @@
 //! The Redox IOMMU daemon, iommud: the `iommu` scheme wire protocol and its
-//! typed client, the IOVA allocator, AMD-Vi v1 I/O page tables, domains, the
-//! AMD-Vi unit driver (device table, command ring, event log), invalidation
-//! (strict and lazy), and the scheme with its daemon loop.
+//! typed client, the IOVA allocator, I/O page tables generic over the
+//! vendor's entry format ([`format`]), domains, the unit trait every vendor
+//! implements ([`unit::IommuUnit`], with its ordering contract), the AMD-Vi
+//! unit driver (device table, command ring, event log), invalidation (strict
+//! and lazy, page-table pages freed only after it) and the scheme with its
+//! daemon loop.
 //!
 //! The pure-logic part (protocol, IOVA allocator, page tables, domains, flush
 //! queues) reaches physical memory only through [`phys::PageTableMemory`],
 //! so it runs in-process in tests. The daemon part reaches the OS only
-//! through `libredox`, `redox-scheme` and `redox_event`, and the unit's
+//! through `libredox`, `redox-scheme` and `redox_event`, and an AMD-Vi unit's
 //! registers only through [`amdvi::AmdViMmio`]; on Linux, `redox-host`
 //! supplies both.
 #![warn(missing_docs)]

@@ -107,6 +107,8 @@ pub struct PageTable {
     max_levels: u8,
     /// Present entries per table (including the root).
     counts: HashMap<u64, u16, BuildHasherDefault<TableHasher>>,
+    /// Tables taken out of the tree, not yet freed.
+    gathered: Vec<u64>,
 }
 
 impl std::fmt::Debug for TableHasher {
@@ -145,6 +147,7 @@ impl PageTable {
             levels,
             max_levels,
             counts,
+            gathered: Vec::new(),
         })
     }
 
@@ -173,6 +176,28 @@ impl PageTable {
         self.counts.len()
     }
 
+    /// Takes `table` out of the tree without freeing it: it waits in the
+    /// gather list for an invalidation that covers it.
+    fn detach(&mut self, table: u64) {
+        self.counts.remove(&table);
+        self.gathered.push(table);
+    }
+
+    /// Tables detached by unmaps (and by failed maps or growth) since the
+    /// last call. The unit may still hold directory entries pointing into
+    /// them, or be walking them: the caller frees them with
+    /// [`PageTableMemory::free_table`] only after an invalidation covering
+    /// the range they served (directory entries included: AMD PDE=1) has
+    /// completed (Linux's `iommu_iotlb_gather` freelist).
+    pub fn take_gathered(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.gathered)
+    }
+
+    /// Tables waiting in the gather list.
+    pub fn gathered_count(&self) -> usize {
+        self.gathered.len()
+    }
+
     fn count(&self, table: u64) -> u16 {
         self.counts.get(&table).copied().unwrap_or(0)
     }
@@ -199,8 +224,9 @@ impl PageTable {
             if self.count(self.root) == 0 {
                 // Nothing below the old root: chaining it would leave an
                 // empty table nobody frees.
-                mem.free_table(self.root);
-                self.counts.remove(&self.root);
+                // The unit may still walk the old root (its cached device
+                // entry names it) until the entry is rewritten.
+                self.detach(self.root);
                 self.counts.insert(new_root, 0);
             } else {
                 mem.write_u64(new_root, self.format.directory(self.root, self.levels + 1));
@@ -323,8 +349,10 @@ impl PageTable {
 
     /// Unmaps `[iova, iova + size)`, which must be mapped in full
     /// (`ENOENT` otherwise, and nothing changes). Superpages that straddle
-    /// either end are split first; emptied tables are freed. `ENOMEM` can
-    /// only come from a split and leaves every translation as it was.
+    /// either end are split first; emptied tables are detached into the
+    /// gather list ([`take_gathered`](Self::take_gathered)), never freed
+    /// here. `ENOMEM` can only come from a split and leaves every
+    /// translation as it was.
     pub fn unmap<M: PageTableMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -411,7 +439,7 @@ impl PageTable {
     }
 
     /// Clears every leaf in `[start, end)` (leaves are already split to fit)
-    /// and frees tables that become empty. Never allocates, never fails.
+    /// and detaches tables that become empty. Never allocates, never fails.
     fn clear<M: PageTableMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -439,8 +467,7 @@ impl PageTable {
                     self.clear(mem, child, level - 1, cur, entry_end);
                     if self.count(child) == 0 {
                         mem.write_u64(slot, 0);
-                        mem.free_table(child);
-                        self.counts.remove(&child);
+                        self.detach(child);
                         cleared += 1;
                     }
                 }
@@ -451,7 +478,7 @@ impl PageTable {
         self.add_count(table, -cleared);
     }
 
-    /// Frees empty tables on the walk to `iova` (after a failed map).
+    /// Detaches empty tables on the walk to `iova` (after a failed map).
     fn prune_path<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, iova: u64) {
         if covers(self.levels, iova) {
             let mut path = Vec::with_capacity(usize::from(self.levels));
@@ -473,8 +500,7 @@ impl PageTable {
                     break;
                 }
                 mem.write_u64(slot, 0);
-                mem.free_table(child);
-                self.counts.remove(&child);
+                self.detach(child);
                 self.add_count(parent, -1);
             }
         }
@@ -518,9 +544,11 @@ impl PageTable {
         }
     }
 
-    /// Frees every table, root included.
+    /// Frees every table, root and gathered ones included. The caller must
+    /// have made sure no unit can walk them any more.
     pub fn destroy<M: PageTableMemory + ?Sized>(mut self, mem: &mut M) {
-        let tables: Vec<u64> = self.counts.drain().map(|(table, _)| table).collect();
+        let mut tables: Vec<u64> = self.counts.drain().map(|(table, _)| table).collect();
+        tables.append(&mut self.gathered);
         for table in tables {
             mem.free_table(table);
         }

@@ -13,12 +13,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use syscall::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, Error, Result};
+use syscall::error::{EACCES, EBUSY, EEXIST, EINVAL, EIO, ENODEV, ENOENT, ENOSPC, Error, Result};
 
 use crate::access::{Accounts, Budgeted, Client};
 use crate::config::{Config, UnassignedDevices};
 use crate::domain::{Domain, DomainConfig};
-use crate::flush_queue::{FlushGenerations, FlushQueue, Invalidation};
+use crate::flush_queue::{Deferred, FlushGenerations, FlushQueue, Invalidation};
 use crate::page_table::Translation;
 use crate::protocol::MapFlags;
 use crate::pte::AMD_V1;
@@ -91,6 +91,11 @@ pub struct Counters {
     pub deferred_unmaps: u64,
     /// Device table entries written.
     pub device_entries_written: u64,
+    /// Unmaps (or maps) whose invalidation did not complete: their IOVAs
+    /// and page-table pages wait for a later completed flush.
+    pub quarantined: u64,
+    /// Maps invalidated before answering (units caching not-present entries).
+    pub map_invalidations: u64,
 }
 
 /// What a DRAIN_EVENTS found.
@@ -358,7 +363,11 @@ impl Iommu {
         // No device can reach it any more; drop whatever the IOTLBs still hold
         // for the id before it can be given to a new domain.
         Self::invalidate(&mut self.units, id, 0, u64::MAX)?;
-        if let Some(d) = self.domains.remove(&id) {
+        if let Some(mut d) = self.domains.remove(&id) {
+            // That invalidation covered everything still queued.
+            for deferred in d.queue.release(u64::MAX) {
+                Domain::free_tables(&mut self.memory, deferred.tables);
+            }
             let uid = d.charged_uid;
             self.accounts
                 .add_bytes(uid, -i128::from(d.domain.mapped_bytes()));
@@ -411,6 +420,44 @@ impl Iommu {
     /// device was assigned again).
     pub(crate) fn forget_old_domain(&mut self, old: u16) -> Result<()> {
         Self::invalidate(&mut self.units, old, 0, u64::MAX)
+    }
+
+    /// Whether a unit caches not-present entries (NpCache, Caching Mode).
+    pub fn caches_not_present(&self) -> bool {
+        self.units
+            .iter()
+            .any(|u| u.is_initialised() && u.capabilities().caches_not_present)
+    }
+
+    /// Frees the page-table pages domain `id`'s tables detached outside an
+    /// unmap (a failed map, growth) after a whole-domain invalidation; if
+    /// that does not complete they wait in the flush queue instead.
+    fn settle_gathered(&mut self, id: u16) -> Result<()> {
+        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
+        let tables = d.domain.take_gathered_tables();
+        if tables.is_empty() {
+            return Ok(());
+        }
+        match Self::invalidate(&mut self.units, id, 0, u64::MAX) {
+            Ok(()) => {
+                self.metered(id, |s| Domain::free_tables(&mut s.memory, tables));
+                Ok(())
+            }
+            Err(error) => {
+                self.quarantine(id, None, tables);
+                Err(error)
+            }
+        }
+    }
+
+    /// Keeps an IOVA range and page-table pages whose invalidation did not
+    /// complete out of circulation until a later flush completes.
+    fn quarantine(&mut self, id: u16, unmapped: Option<crate::domain::Unmapped>, tables: Vec<u64>) {
+        if let Some(d) = self.domains.get_mut(&id) {
+            let generation = d.generations.next();
+            d.queue.push(Deferred { unmapped, tables }, generation);
+            self.counters.quarantined += 1;
+        }
     }
 
     /// Invalidates `[iova, iova + size)` of `domain` (`size == u64::MAX`:
@@ -479,12 +526,36 @@ impl Iommu {
             let left = self.accounts.tables_left(uid);
             result = self.map_budgeted(id, left, phys, size, flags, iova);
         }
-        let iova = result?;
+        let iova = match result {
+            Ok(iova) => iova,
+            Err(error) => {
+                // Tables the failed map had already linked in.
+                self.settle_gathered(id)?;
+                return Err(error);
+            }
+        };
         self.accounts.add_bytes(uid, i128::from(size));
         let d = self.domain(id)?;
         if (d.domain.root(), d.domain.levels()) != before {
-            // The tables grew a level: every device must walk from the new root.
+            // The tables grew a level: every device must walk from the new
+            // root, and only then may an emptied old root be freed.
             self.rewrite_entries(id)?;
+        }
+        self.settle_gathered(id)?;
+        if self.caches_not_present() {
+            // The unit may hold "not present" for this range: drop it before
+            // the client can hand the IOVA to its device (Linux's
+            // `iotlb_sync_map` under NpCache).
+            self.counters.map_invalidations += 1;
+            if let Err(error) = Self::invalidate(&mut self.units, id, iova, size) {
+                log::error!("iommud: invalidation after MAP failed ({error}); mapping withdrawn");
+                let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
+                let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
+                let tables = d.domain.take_gathered_tables();
+                self.quarantine(id, Some(unmapped), tables);
+                self.accounts.add_bytes(uid, -i128::from(size));
+                return Err(Error::new(EIO));
+            }
         }
         Ok(iova)
     }
@@ -531,8 +602,14 @@ impl Iommu {
         Ok(())
     }
 
-    /// Unmaps the mapping starting at `iova`; returns its size. Strict: the
-    /// IOTLBs no longer hold it when this returns. Lazy: it is queued.
+    /// Unmaps the mapping starting at `iova`; returns its size.
+    ///
+    /// Strict: the IOTLBs no longer hold it when this returns, and only then
+    /// are its IOVA and the page-table pages it emptied reused. If the
+    /// invalidation does not complete, the mapping is gone from the tables
+    /// but its IOVA and pages stay quarantined until a later flush completes,
+    /// and the answer is `EIO`. Lazy: IOVA and pages are queued for the next
+    /// flush.
     pub fn unmap(&mut self, id: u16, client: Client, iova: u64) -> Result<u64> {
         if self.domain_for_change(id, client)?.unity.contains(&iova) {
             // The firmware's range stays while a device that needs it is here.
@@ -548,14 +625,37 @@ impl Iommu {
         let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
         match d.invalidation {
             Invalidation::Strict => {
-                let unmapped = d.domain.unmap(&mut self.memory, iova)?;
+                let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
+                let tables = d.domain.take_gathered_tables();
                 self.counters.strict_invalidations += 1;
-                Self::invalidate(&mut self.units, id, unmapped.iova, unmapped.size)?;
-                Ok(unmapped.size)
+                // With PDE=1 the range invalidation also drops the directory
+                // entries pointing at the emptied tables: each of them
+                // served part of this range.
+                match Self::invalidate(&mut self.units, id, unmapped.iova, unmapped.size) {
+                    Ok(()) => {
+                        Domain::free_tables(&mut self.memory, tables);
+                        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
+                        d.domain.release_iova(unmapped)?;
+                        Ok(unmapped.size)
+                    }
+                    Err(error) => {
+                        log::error!(
+                            "iommud: UNMAP {:#x} of domain {id}: invalidation failed ({error}); IOVA quarantined",
+                            unmapped.iova
+                        );
+                        self.quarantine(id, Some(unmapped), tables);
+                        Err(Error::new(EIO))
+                    }
+                }
             }
             Invalidation::Lazy => {
                 let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
-                let full = d.queue.push(unmapped, d.generations.next());
+                let tables = d.domain.take_gathered_tables();
+                let deferred = Deferred {
+                    unmapped: Some(unmapped),
+                    tables,
+                };
+                let full = d.queue.push(deferred, d.generations.next());
                 self.counters.deferred_unmaps += 1;
                 if full {
                     self.flush_unmetered(id)?;
@@ -565,8 +665,9 @@ impl Iommu {
         }
     }
 
-    /// Flushes domain `id`'s IOTLB entries and releases every deferred IOVA
-    /// queued before the flush started; returns how many were released.
+    /// Flushes domain `id`'s IOTLB and directory entries and releases every
+    /// deferred IOVA and page-table page queued before the flush started;
+    /// returns how many unmaps were released.
     pub fn flush_domain(&mut self, id: u16) -> Result<usize> {
         self.metered(id, |s| s.flush_unmetered(id))
     }
@@ -584,10 +685,14 @@ impl Iommu {
         let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
         d.generations.completed = generation;
         let released = d.queue.release(generation);
-        for unmapped in &released {
-            d.domain.release_iova(*unmapped)?;
+        let count = released.len();
+        for deferred in released {
+            Domain::free_tables(&mut self.memory, deferred.tables);
+            if let Some(unmapped) = deferred.unmapped {
+                d.domain.release_iova(unmapped)?;
+            }
         }
-        Ok(released.len())
+        Ok(count)
     }
 
     /// [`flush_domain`](Self::flush_domain) on behalf of `client` (its owner).

@@ -123,6 +123,9 @@ fn a_ps_format_writes_its_own_bits() {
         PAGE_1G - PAGE_2M - PAGE_4K,
     )
     .unwrap();
+    for t in pt.take_gathered() {
+        mem.free_table(t);
+    }
     assert_eq!((pt.table_count(), mem.live_tables()), (1, 1));
 }
 

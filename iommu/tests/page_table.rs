@@ -18,6 +18,20 @@ fn setup() -> (TableArena, PageTable) {
     (mem, pt)
 }
 
+/// Frees the tables unmaps detached (what iommud does once the
+/// invalidation covering them completed); returns how many.
+fn free_gathered(pt: &mut PageTable, mem: &mut TableArena) -> usize {
+    let tables = pt.take_gathered();
+    for &t in &tables {
+        assert!(
+            mem.is_live_table(t),
+            "gathered table {t:#x} still allocated"
+        );
+        mem.free_table(t);
+    }
+    tables.len()
+}
+
 fn entry(mem: &TableArena, table: u64, index: u64) -> u64 {
     mem.read_u64(table + index * 8)
 }
@@ -153,7 +167,14 @@ fn grows_from_three_to_four_levels() {
     );
     pt.unmap(&mut mem, 0x1000, PAGE_4K).unwrap();
     pt.unmap(&mut mem, 1 << 39, PAGE_4K).unwrap();
-    assert_eq!(mem.live_tables(), 1, "only the new root is left");
+    assert_eq!(pt.table_count(), 1, "only the new root is in the tree");
+    let live = mem.live_tables();
+    assert_eq!(
+        free_gathered(&mut pt, &mut mem),
+        live - 1,
+        "every other table waits in the gather list, none was freed"
+    );
+    assert_eq!(mem.live_tables(), 1);
 }
 
 #[test]
@@ -165,6 +186,7 @@ fn unmap_splits_superpages_and_frees_tables() {
     // Punch one 4 KiB hole in the middle: 1 GiB → 2 MiB → 4 KiB.
     let hole = PAGE_1G + 5 * PAGE_2M + 7 * PAGE_4K;
     pt.unmap(&mut mem, hole, PAGE_4K).unwrap();
+    assert_eq!(pt.gathered_count(), 0, "a split empties no table");
     assert_eq!(pt.translate(&mem, hole), None);
     assert_eq!(
         pt.translate(&mem, hole - 1).unwrap().phys,
@@ -185,8 +207,14 @@ fn unmap_splits_superpages_and_frees_tables() {
     pt.unmap(&mut mem, PAGE_1G, hole - PAGE_1G).unwrap();
     pt.unmap(&mut mem, hole + PAGE_4K, 2 * PAGE_1G - hole - PAGE_4K)
         .unwrap();
-    assert_eq!(mem.live_tables(), 1, "every emptied table freed");
     assert_eq!(pt.table_count(), 1);
+    assert_eq!(
+        mem.live_tables(),
+        3,
+        "emptied tables are not freed by unmap"
+    );
+    assert_eq!(free_gathered(&mut pt, &mut mem), 2);
+    assert_eq!(mem.live_tables(), 1);
 }
 
 #[test]
@@ -225,6 +253,7 @@ fn overlapping_map_is_refused_and_changes_nothing() {
         None,
         "partial progress rolled back"
     );
+    free_gathered(&mut pt, &mut mem);
     assert_eq!(mem.live_tables(), tables);
     for (iova, phys, size) in [
         (0x1001, 0, PAGE_4K),
@@ -472,6 +501,7 @@ proptest! {
         for (s, e) in ranges {
             pt.unmap(&mut mem, s, e - s).unwrap();
         }
+        free_gathered(&mut pt, &mut mem);
         prop_assert_eq!(mem.live_tables(), 1);
         prop_assert_eq!(pt.table_count(), 1);
     }

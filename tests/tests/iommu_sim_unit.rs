@@ -10,7 +10,7 @@ use std::sync::Arc;
 use dsmil_tests as _;
 use iommu::amdvi::{AmdViMmio, control, reg, status};
 use redox_host::Kernel;
-use redox_host::hw::amdvi::SimAmdVi;
+use redox_host::hw::amdvi::{SimAmdVi, SimAmdViOptions};
 use redox_host::hw::pci_function::DmaAccess;
 
 const RID: u16 = 0x28;
@@ -37,8 +37,12 @@ fn page(k: &Kernel) -> u64 {
 }
 
 fn rig() -> Rig {
+    rig_with(SimAmdViOptions::default())
+}
+
+fn rig_with(options: SimAmdViOptions) -> Rig {
     let k = Kernel::boot();
-    let unit = SimAmdVi::new(&k);
+    let unit = SimAmdVi::with_options(&k, options);
     let mut mmio = unit.mmio();
     let (dt, cmd, evt) = (page(&k), page(&k), page(&k));
     let (l3, l2, l1) = (page(&k), page(&k), page(&k));
@@ -81,10 +85,15 @@ impl Rig {
     }
 
     fn invalidate_page(&mut self, iova: u64) {
+        self.invalidate(iova, false);
+    }
+
+    /// `INV_IOMMU_PAGES` of one 4 KiB page, with or without PDE.
+    fn invalidate(&mut self, iova: u64, pde: bool) {
         self.command([
             0,
             DOMAIN as u32 | (3 << 28),
-            iova as u32 & !0xFFF,
+            (iova as u32 & !0xFFF) | if pde { 2 } else { 0 },
             (iova >> 32) as u32,
         ]);
     }
@@ -206,4 +215,62 @@ fn completion_wait_stores_and_a_full_event_log_overflows() {
         0,
         "RW1C"
     );
+}
+
+#[test]
+fn directory_entries_are_cached_until_an_invalidation_with_pde() {
+    let mut r = rig();
+    let k = r.k.clone();
+    let p = k.phys();
+    let (a, b, l1b) = (page(&r.k), page(&r.k), page(&r.k));
+    p.write_u64(r.l1 + 8, a | PR | IR | IW);
+    p.write_u64(l1b + 8, b | PR | IR | IW);
+    assert_eq!(r.write(0x1000), Some(a));
+    assert!(r.unit.pde_entries() >= 2);
+    // The level-2 entry now points at another level-1 table.
+    p.write_u64(r.l2, l1b | (1 << 9) | PR | IR | IW);
+    r.invalidate(0x1000, false);
+    assert_eq!(
+        r.write(0x1000),
+        Some(a),
+        "PDE=0: the old directory entry is walked"
+    );
+    // Another page of the same 2 MiB block: never in the IOTLB, still walked
+    // through the cached directory entry.
+    p.write_u64(r.l1 + 16, a | PR | IR | IW);
+    assert_eq!(r.write(0x2000), Some(a));
+    r.invalidate(0x1000, true);
+    assert_eq!(
+        r.write(0x1000),
+        Some(b),
+        "PDE=1 covering the block drops it"
+    );
+    // INV_ALL (opcode 8) drops every cache.
+    p.write_u64(r.l2, r.l1 | (1 << 9) | PR | IR | IW);
+    assert_eq!(r.write(0x1000), Some(b));
+    r.command([0, 8 << 28, 0, 0]);
+    assert_eq!(r.write(0x1000), Some(a));
+}
+
+#[test]
+fn np_cache_serves_a_stale_not_present_until_invalidated() {
+    for np_cache in [false, true] {
+        let mut r = rig_with(SimAmdViOptions {
+            np_cache,
+            ..SimAmdViOptions::default()
+        });
+        assert_eq!(
+            r.mmio.capability_header().map(|h| h & (1 << 26) != 0),
+            Some(np_cache),
+            "NpCache is bit 26 of the capability header"
+        );
+        let a = page(&r.k);
+        assert_eq!(r.write(0x3000), None);
+        r.k.phys().write_u64(r.l1 + 3 * 8, a | PR | IR | IW);
+        if np_cache {
+            assert_eq!(r.write(0x3000), None, "cached not-present served");
+            r.invalidate(0x3000, false);
+        }
+        assert_eq!(r.write(0x3000), Some(a));
+    }
 }

@@ -9,7 +9,10 @@
 //! `INV_IOMMU_PAGES` with S = 0 invalidates one 4 KiB page; with S = 1 the
 //! range size is encoded by the lowest zero bit of the address at or above
 //! bit 12 (bit `k` zero, all lower bits from 12 one → `2^(k+1)` bytes,
-//! aligned), and [`INVALIDATE_ALL_ADDRESS`] means the whole domain.
+//! aligned), and [`INVALIDATE_ALL_ADDRESS`] means the whole domain. PDE
+//! (dword 2 bit 1) is always set, as current Linux does
+//! (`build_inv_iommu_pages`): cached page-directory entries of the range go
+//! too, so page-table pages emptied by an unmap can be freed after the wait.
 
 /// `COMPLETION_WAIT` opcode.
 pub const COMPLETION_WAIT: u8 = 0x01;
@@ -17,6 +20,8 @@ pub const COMPLETION_WAIT: u8 = 0x01;
 pub const INV_DEV_ENTRY: u8 = 0x02;
 /// `INV_IOMMU_PAGES` opcode.
 pub const INV_IOMMU_PAGES: u8 = 0x03;
+/// `INV_IOMMU_PAGES` dword 2 bit 1: drop page-directory entries as well.
+pub const PDE: u32 = 1 << 1;
 /// With S = 1: every page of the domain.
 pub const INVALIDATE_ALL_ADDRESS: u64 = 0x7FFF_FFFF_FFFF_F000;
 
@@ -36,7 +41,8 @@ pub enum Command {
         /// Requester id.
         device_id: u16,
     },
-    /// Drop IOTLB entries of a domain covering `[address, address + size)`.
+    /// Drop IOTLB entries and cached page-directory entries (PDE=1) of a
+    /// domain covering `[address, address + size)`.
     InvalidatePages {
         /// DomainID.
         domain_id: u16,
@@ -114,7 +120,7 @@ impl Command {
                 dwords([
                     0,
                     u32::from(domain_id) | (u32::from(INV_IOMMU_PAGES) << 28),
-                    (field as u32 & !0xFFF) | u32::from(s),
+                    (field as u32 & !0xFFF) | u32::from(s) | PDE,
                     (field >> 32) as u32,
                 ])
             }
@@ -181,6 +187,17 @@ mod tests {
             let b = cmd.encode();
             assert_eq!(b[7] >> 4, op, "{cmd:?}");
         }
+        let b = Command::InvalidatePages {
+            domain_id: 3,
+            address: 0x4000,
+            size: 0x2000,
+        }
+        .encode();
+        assert_eq!(
+            u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+            0x4000 | 1 | PDE,
+            "S and PDE"
+        );
         let b = Command::CompletionWait {
             store_address: 0x1_2345_6788,
             data: 0xAABB,

@@ -79,6 +79,12 @@ impl DeviceTableEntry {
         }
     }
 
+    /// Whether a device with this entry can DMA anywhere: V = 0 (the unit
+    /// does not translate it), or translation or a permission granted.
+    pub const fn lets_dma_through(&self) -> bool {
+        !self.valid || (self.translation_valid && (self.mode != 0 || self.read || self.write))
+    }
+
     /// The four little-endian quadwords.
     pub const fn to_quadwords(&self) -> [u64; 4] {
         let mut q0 = (self.root & ADDR_MASK) | ((self.mode as u64 & 7) << MODE_SHIFT);

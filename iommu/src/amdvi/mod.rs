@@ -75,6 +75,24 @@ pub trait AmdViMmio: Send {
     fn read_u64(&self, offset: u64) -> u64;
     /// Writes the register at `offset`.
     fn write_u64(&mut self, offset: u64, value: u64);
+
+    /// The IOMMU's PCI capability header (config space at the capability
+    /// offset IVHD names): bit 26 NpCache, 27 EFRSup, 24 IotlbSup. `None`
+    /// when it cannot be read; the driver then assumes NpCache, the
+    /// conservative choice (an extra invalidation per MAP).
+    fn capability_header(&self) -> Option<u32> {
+        None
+    }
+
+    /// Orders the driver's stores to memory the unit reads (device table
+    /// entries): every store before it is visible to the unit before any
+    /// store after it (Linux's `dma_wmb`; x86 keeps stores in order, so a
+    /// fence for the compiler and the CPU). The unit may read memory at any
+    /// moment, so the driver calls this between the stores of an ordered
+    /// update; a simulated unit reads the entries here.
+    fn store_barrier(&mut self) {
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl<T: AmdViMmio + ?Sized> AmdViMmio for Box<T> {
@@ -84,6 +102,22 @@ impl<T: AmdViMmio + ?Sized> AmdViMmio for Box<T> {
     fn write_u64(&mut self, offset: u64, value: u64) {
         (**self).write_u64(offset, value)
     }
+    fn capability_header(&self) -> Option<u32> {
+        (**self).capability_header()
+    }
+    fn store_barrier(&mut self) {
+        (**self).store_barrier()
+    }
+}
+
+/// Bits of the IOMMU PCI capability header.
+pub mod capability {
+    /// IotlbSup: remote (device) IOTLBs supported.
+    pub const IOTLB_SUP: u32 = 1 << 24;
+    /// NpCache: the unit may cache not-present entries.
+    pub const NP_CACHE: u32 = 1 << 26;
+    /// EFRSup: the extended feature register exists.
+    pub const EFR_SUP: u32 = 1 << 27;
 }
 
 /// Bytes of one device table entry.

@@ -1,12 +1,16 @@
 //! Driving one AMD-Vi unit: the device table, the command ring with
 //! completion waits, and the event log.
 
+use std::time::{Duration, Instant};
+
 use syscall::error::{EIO, ETIMEDOUT, Error, Result};
 
 use super::command::Command;
 use super::device_table::DeviceTableEntry;
 use super::event::{EventLogEntry, FLAG_PRESENT, FLAG_WRITE, IO_PAGE_FAULT};
-use super::{AmdViMmio, DEVICE_TABLE_ENTRIES, DTE_SIZE, RING_ENTRY_SIZE, control, reg, status};
+use super::{
+    AmdViMmio, DEVICE_TABLE_ENTRIES, DTE_SIZE, RING_ENTRY_SIZE, capability, control, reg, status,
+};
 use crate::contiguous::{ContiguousAllocator, ContiguousRegion};
 use crate::format::PageTableFormat;
 use crate::pte::AMD_V1;
@@ -18,9 +22,26 @@ use crate::unit::{
 /// specification allows), 4 KiB each.
 const RING_LOG2: u64 = 8;
 const RING_BYTES: u64 = RING_ENTRY_SIZE << RING_LOG2;
-/// Polls of the completion store / head pointer before giving up: a unit
-/// that never answers must not hang the daemon.
-const POLL_LIMIT: u32 = 50_000_000;
+/// How long the completion store / head pointer is polled before the unit
+/// counts as hung: a unit that never answers must not hang the daemon.
+/// Linux gives up after about 100 ms (`LOOP_TIMEOUT` polls 1 µs apart); a
+/// second leaves room for a loaded machine.
+const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Polls `done` until it holds or [`POLL_TIMEOUT`] passed; the clock is
+/// read once per 1024 polls.
+fn poll_until(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let mut polls: u32 = 0;
+    while !done() {
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(1024) && start.elapsed() > POLL_TIMEOUT {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
 
 /// One AMD-Vi unit and the memory it reads.
 pub struct AmdViUnit {
@@ -133,20 +154,52 @@ impl AmdViUnit {
         )
     }
 
-    /// Writes requester `rid`'s device table entry, then invalidates the
-    /// unit's cached copy and waits for completion, so the new entry is in
-    /// force when this returns.
+    /// Writes requester `rid`'s device table entry in an order the unit can
+    /// never read half-written, then invalidates the unit's cached copy and
+    /// waits for completion, so the new entry is in force when this returns.
+    ///
+    /// The unit reads the 256-bit entry in one go but the CPU stores it a
+    /// quadword at a time (Linux: two 128-bit halves, `update_dte256`), and
+    /// the DomainID (quadword 1) sits apart from V, Mode, the root and IR/IW
+    /// (quadword 0). So:
+    /// 1. if the old entry lets DMA through and the translation half
+    ///    changes, quadword 0 first becomes [`DeviceTableEntry::BLOCKED`]
+    ///    (permissions cleared first when disabling or moving; V itself stays
+    ///    set, because V = 0 would let DMA through untranslated);
+    /// 2. the upper quadwords, then the DomainID;
+    /// 3. quadword 0 with V, TV, Mode, root, IR/IW last (enabled last);
+    /// 4. `INV_DEV_ENTRY` + `COMPLETION_WAIT`.
+    ///
+    /// Every state in between is the old entry, blocked, or the new entry;
+    /// a device moving between domains is briefly blocked instead of being
+    /// seen with the new DomainID and the old root.
     pub fn set_device_entry(&mut self, rid: u16, entry: DeviceTableEntry) -> Result<()> {
         let off = usize::from(rid) * DTE_SIZE as usize;
-        let q = entry.to_quadwords();
-        // Quadword 0 (with V and the root) last, so the unit never sees a
-        // valid entry with a stale DomainID.
-        for (i, &word) in q.iter().enumerate().skip(1) {
-            self.device_table.write_u64(off + i * 8, word);
+        let new = entry.to_quadwords();
+        let old = [
+            self.device_table.read_u64(off),
+            self.device_table.read_u64(off + 8),
+        ];
+        let blocked = DeviceTableEntry::BLOCKED.to_quadwords()[0];
+        if DeviceTableEntry::from_quadwords(old[0], old[1]).lets_dma_through()
+            && old != [new[0], new[1]]
+        {
+            self.store_entry_word(off, blocked);
         }
-        self.device_table.write_u64(off, q[0]);
+        for i in [3, 2, 1] {
+            if self.device_table.read_u64(off + i * 8) != new[i] {
+                self.store_entry_word(off + i * 8, new[i]);
+            }
+        }
+        self.store_entry_word(off, new[0]);
         self.submit(Command::InvalidateDeviceEntry { device_id: rid })?;
         self.wait()
+    }
+
+    /// One ordered store into the device table.
+    fn store_entry_word(&mut self, off: usize, value: u64) {
+        self.device_table.write_u64(off, value);
+        self.mmio.store_barrier();
     }
 
     /// Invalidates the IOTLB entries of `domain_id` covering `[iova, iova +
@@ -166,15 +219,11 @@ impl AmdViUnit {
             return Err(Error::new(EIO));
         }
         let next = (self.tail + RING_ENTRY_SIZE) % RING_BYTES;
-        let mut polls = 0;
         // Full ring: wait for the unit to consume an entry.
-        while self.mmio.read_u64(reg::COMMAND_HEAD) & reg::RING_POINTER_MASK == next {
-            polls += 1;
-            if polls > POLL_LIMIT {
-                log::error!("iommud: command ring stuck (head does not move)");
-                return Err(Error::new(ETIMEDOUT));
-            }
-            core::hint::spin_loop();
+        let mmio = &self.mmio;
+        if !poll_until(|| mmio.read_u64(reg::COMMAND_HEAD) & reg::RING_POINTER_MASK != next) {
+            log::error!("iommud: command ring stuck (head does not move)");
+            return Err(Error::new(ETIMEDOUT));
         }
         self.command_ring.write(self.tail as usize, &cmd.encode());
         self.tail = next;
@@ -197,15 +246,11 @@ impl AmdViUnit {
             store_address: self.completion.phys(),
             data: token,
         })?;
-        let mut polls = 0;
-        while self.completion.read_u64(0) != token {
-            polls += 1;
-            if polls > POLL_LIMIT {
-                log::error!("iommud: completion wait {token} never completed");
-                self.stats.sync_timeouts += 1;
-                return Err(Error::new(ETIMEDOUT));
-            }
-            core::hint::spin_loop();
+        let completion = &self.completion;
+        if !poll_until(|| completion.read_u64(0) == token) {
+            log::error!("iommud: completion wait {token} never completed");
+            self.stats.sync_timeouts += 1;
+            return Err(Error::new(ETIMEDOUT));
         }
         self.stats.completion_waits += 1;
         Ok(())
@@ -268,7 +313,10 @@ impl IommuUnit for AmdViUnit {
 
     fn capabilities(&self) -> UnitCapabilities {
         UnitCapabilities {
-            caches_not_present: false,
+            caches_not_present: self
+                .mmio
+                .capability_header()
+                .is_none_or(|header| header & capability::NP_CACHE != 0),
             max_levels: 6,
             max_domain_id: u16::MAX,
         }

@@ -53,6 +53,8 @@ fn summary(iommu: &Iommu) -> String {
     let _ = writeln!(s, "lazy_flushes: {}", c.lazy_flushes);
     let _ = writeln!(s, "deferred_unmaps: {}", c.deferred_unmaps);
     let _ = writeln!(s, "device_entries_written: {}", c.device_entries_written);
+    let _ = writeln!(s, "quarantined: {}", c.quarantined);
+    let _ = writeln!(s, "map_invalidations: {}", c.map_invalidations);
     let _ = writeln!(s, "faults: {}", c.faults);
     let _ = writeln!(s, "events: {}", c.events);
     let _ = writeln!(s, "events_dropped: {}", c.events_dropped);

@@ -12,9 +12,18 @@
 //!   IR/IW; cached until `INV_DEV_ENTRY`), then the IOTLB, then a page walk
 //!   honouring NextLevel (natural-size leaves at any level, NextLevel 7
 //!   "other size" leaves, skipped levels) with IR/IW accumulated along the path.
-//! * **IOTLB**: translations are cached per (DomainID, page) and served from
-//!   the cache — even after iommud changed the page tables — until an
-//!   `INV_IOMMU_PAGES` covering them executes. Nothing else clears it.
+//! * **Caches** ([`caches`]): the IOTLB, a page-directory cache (cleared
+//!   only by `INV_IOMMU_PAGES` with PDE=1 covering the entry, or
+//!   `INV_ALL`) and, with the NpCache capability
+//!   ([`SimAmdViOptions::np_cache`], bit 26 of the capability header),
+//!   cached not-present answers — each served even after iommud changed the
+//!   page tables, until the command that clears it executes.
+//! * **Device table reads between stores**: the unit may fetch a device
+//!   table entry at any moment. At every store barrier of the driver
+//!   ([`AmdViMmio::store_barrier`]) it fetches the entries of the requester
+//!   ids it was told to watch ([`SimAmdVi::watch_device`]), caches them as
+//!   it would any fetched entry, and records what it saw
+//!   ([`SimAmdVi::observed_entries`]).
 //! * **Command ring**: every command from head to tail is executed
 //!   (`COMPLETION_WAIT` with its store to memory, `INV_DEV_ENTRY`,
 //!   `INV_IOMMU_PAGES` with the S-bit range encoding) — either at once when
@@ -25,12 +34,18 @@
 //! * **Event log**: an I/O page fault (requester id, DomainID, address,
 //!   read/write, present/permission) is written at the log tail; a full log
 //!   sets EventOverflow and loses the event.
+//! * **A hung unit** ([`SimAmdVi::set_stalled`]): the command processor
+//!   stops fetching, so completion waits never complete, until released.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+pub mod caches;
+mod commands;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 
-use iommu::amdvi::{AmdViMmio, control, reg, status};
+use caches::{Caches, Lookup};
+use iommu::amdvi::{AmdViMmio, capability, control, reg, status};
 
 use crate::hw::pci_function::{DmaAccess, DmaTranslation, SimPciFunction};
 use crate::kernel::Kernel;
@@ -38,9 +53,7 @@ use crate::kernel::wait::lock;
 use crate::mock::acpi::{AcpiTables, AmdViPlacement};
 use crate::mock::phys::PhysArena;
 
-/// IOTLB entries held at once (the oldest-inserted arbitrary entry is
-/// evicted beyond it, as a set-associative cache would).
-pub const IOTLB_CAPACITY: usize = 4096;
+pub use caches::IOTLB_CAPACITY;
 const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// Counters of the simulated unit.
@@ -60,23 +73,37 @@ pub struct SimAmdViStats {
     pub iotlb_invalidated: AtomicU64,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Dte {
-    valid: bool,
-    translation_valid: bool,
-    mode: u8,
-    root: u64,
-    read: bool,
-    write: bool,
-    domain: u16,
+/// The translation half of a device table entry, as the unit decodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dte {
+    /// V.
+    pub valid: bool,
+    /// TV.
+    pub translation_valid: bool,
+    /// Mode (page-table levels, 0 = untranslated).
+    pub mode: u8,
+    /// Page-table root.
+    pub root: u64,
+    /// IR.
+    pub read: bool,
+    /// IW.
+    pub write: bool,
+    /// DomainID.
+    pub domain: u16,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct IotlbEntry {
-    phys: u64,
-    size: u64,
-    read: bool,
-    write: bool,
+impl Dte {
+    fn decode(q0: u64, q1: u64) -> Self {
+        Self {
+            valid: q0 & 1 != 0,
+            translation_valid: q0 & 2 != 0,
+            mode: ((q0 >> 9) & 7) as u8,
+            root: q0 & ADDR_MASK,
+            read: q0 & (1 << 61) != 0,
+            write: q0 & (1 << 62) != 0,
+            domain: q1 as u16,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -99,9 +126,31 @@ struct Registers {
 struct UnitState {
     regs: Registers,
     dte_cache: HashMap<u16, Dte>,
-    iotlb: HashMap<(u16, u64), IotlbEntry>,
-    /// Bit `k` set: an entry of `2^k` bytes was cached at some point.
-    sizes_seen: u64,
+    caches: Caches,
+    /// Requester ids whose entries the unit fetches at every store barrier.
+    watched: BTreeSet<u16>,
+    /// What those fetches saw, in order.
+    observed: Vec<(u16, Dte)>,
+}
+
+/// How a simulated unit is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimAmdViOptions {
+    /// When the unit executes queued commands.
+    pub execution: CommandExecution,
+    /// NpCache: advertised in the capability header, and not-present walks
+    /// are cached (as QEMU's AMD-Vi advertises; real AMD units do not).
+    pub np_cache: bool,
+}
+
+impl Default for SimAmdViOptions {
+    /// Inline execution, no NpCache.
+    fn default() -> Self {
+        Self {
+            execution: CommandExecution::Inline,
+            np_cache: false,
+        }
+    }
 }
 
 /// Why a translation faulted.
@@ -157,6 +206,8 @@ pub struct SimAmdVi {
     placement: AmdViPlacement,
     state: Mutex<UnitState>,
     doorbell: Option<Arc<Doorbell>>,
+    options: SimAmdViOptions,
+    stalled: AtomicBool,
     /// Counters.
     pub stats: SimAmdViStats,
 }
@@ -171,11 +222,14 @@ fn ring_len(value: u64) -> u64 {
     16u64 << ((value >> 56) & 0xF).max(8)
 }
 
-/// Size of a NextLevel-7 leaf at `level`: the lowest zero address bit at or
-/// above 12 is bit `k`, the page is `2^(k+1)` bytes.
-fn other_size(pte: u64) -> u64 {
-    let k = 12 + ((pte & ADDR_MASK) >> 12).trailing_ones();
-    if k >= 51 { 1 << 52 } else { 1 << (k + 1) }
+/// Capability header: CapID 0Fh, CapType 3 (bits 18:16), CapRev 1 (bits
+/// 23:19), EFRSup, and NpCache when built with it.
+fn capability_header(np_cache: bool) -> u32 {
+    let mut header = 0x0F | (3 << 16) | (1 << 19) | capability::EFR_SUP;
+    if np_cache {
+        header |= capability::NP_CACHE;
+    }
+    header
 }
 
 impl SimAmdVi {
@@ -188,13 +242,27 @@ impl SimAmdVi {
     /// A unit executing commands as `execution` says. A concurrent unit's
     /// command processor thread ends when the unit is dropped.
     pub fn with_execution(kernel: &Kernel, execution: CommandExecution) -> Arc<Self> {
-        let doorbell = (execution == CommandExecution::Concurrent).then(Arc::<Doorbell>::default);
+        Self::with_options(
+            kernel,
+            SimAmdViOptions {
+                execution,
+                ..SimAmdViOptions::default()
+            },
+        )
+    }
+
+    /// A unit built as `options` says.
+    pub fn with_options(kernel: &Kernel, options: SimAmdViOptions) -> Arc<Self> {
+        let doorbell =
+            (options.execution == CommandExecution::Concurrent).then(Arc::<Doorbell>::default);
         let unit = Arc::new(Self {
             phys: kernel.phys().clone(),
             acpi: kernel.acpi().clone(),
             placement: kernel.acpi().add_amdvi_unit(),
             state: Mutex::new(UnitState::default()),
             doorbell: doorbell.clone(),
+            options,
+            stalled: AtomicBool::new(false),
             stats: SimAmdViStats::default(),
         });
         if let Some(bell) = doorbell {
@@ -239,7 +307,47 @@ impl SimAmdVi {
 
     /// IOTLB entries cached now.
     pub fn iotlb_entries(&self) -> usize {
-        lock(&self.state).iotlb.len()
+        lock(&self.state).caches.iotlb_len()
+    }
+
+    /// Page-directory entries cached now.
+    pub fn pde_entries(&self) -> usize {
+        lock(&self.state).caches.pde_len()
+    }
+
+    /// Not-present answers cached now (NpCache).
+    pub fn not_present_entries(&self) -> usize {
+        lock(&self.state).caches.not_present_len()
+    }
+
+    /// Makes the unit fetch (and cache) `rid`'s device table entry at every
+    /// store barrier of the driver, and record what it saw.
+    pub fn watch_device(&self, rid: u16) {
+        lock(&self.state).watched.insert(rid);
+    }
+
+    /// The entries the watched fetches saw, in order, and forgets them.
+    pub fn observed_entries(&self) -> Vec<(u16, Dte)> {
+        std::mem::take(&mut lock(&self.state).observed)
+    }
+
+    /// Hangs (`true`) or releases the command processor. A hung unit
+    /// fetches no command, so no completion wait completes; released, it
+    /// runs what was queued at the next tail write.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
+    fn snoop(&self) {
+        let mut st = lock(&self.state);
+        let watched: Vec<u16> = st.watched.iter().copied().collect();
+        for rid in watched {
+            // A fetch replaces whatever was cached, as hardware's would.
+            st.dte_cache.remove(&rid);
+            if let Some(d) = self.dte(&mut st, rid) {
+                st.observed.push((rid, d));
+            }
+        }
     }
 
     /// Translates one page-bounded DMA chunk of requester `rid`; `None` is an
@@ -271,15 +379,7 @@ impl SimAmdVi {
         }
         let q0 = self.phys.read_u64(st.regs.device_table + off)?;
         let q1 = self.phys.read_u64(st.regs.device_table + off + 8)?;
-        let d = Dte {
-            valid: q0 & 1 != 0,
-            translation_valid: q0 & 2 != 0,
-            mode: ((q0 >> 9) & 7) as u8,
-            root: q0 & ADDR_MASK,
-            read: q0 & (1 << 61) != 0,
-            write: q0 & (1 << 62) != 0,
-            domain: q1 as u16,
-        };
+        let d = Dte::decode(q0, q1);
         st.dte_cache.insert(rid, d);
         Some(d)
     }
@@ -317,21 +417,24 @@ impl SimAmdVi {
                 Err(fault(true))
             };
         }
-        let entry = match self.iotlb_lookup(st, dte.domain, iova) {
-            Some(e) => {
+        let entry = match st.caches.lookup(dte.domain, iova) {
+            Lookup::Hit(e) => {
                 self.stats.iotlb_hits.fetch_add(1, Ordering::Relaxed);
                 e
             }
-            None => {
-                let e = self.walk(dte, iova).ok_or(fault(false))?;
-                if st.iotlb.len() >= IOTLB_CAPACITY
-                    && let Some(&victim) = st.iotlb.keys().next()
-                {
-                    st.iotlb.remove(&victim);
-                }
-                st.iotlb.insert((dte.domain, iova & !(e.size - 1)), e);
-                st.sizes_seen |= e.size;
-                e
+            Lookup::NotPresent => return Err(fault(false)),
+            Lookup::Miss => {
+                self.stats.walks.fetch_add(1, Ordering::Relaxed);
+                st.caches
+                    .walk(
+                        &self.phys,
+                        dte.domain,
+                        dte.root,
+                        dte.mode,
+                        iova,
+                        self.options.np_cache,
+                    )
+                    .ok_or(fault(false))?
             }
         };
         let offset = iova & (entry.size - 1);
@@ -342,68 +445,6 @@ impl SimAmdVi {
             return Err(fault(true));
         }
         Ok(entry.phys + offset)
-    }
-
-    fn iotlb_lookup(&self, st: &UnitState, domain: u16, iova: u64) -> Option<IotlbEntry> {
-        let mut sizes = st.sizes_seen;
-        std::iter::from_fn(|| {
-            let bits = sizes.trailing_zeros();
-            (bits < 64).then(|| {
-                sizes &= sizes - 1;
-                bits
-            })
-        })
-        .find_map(|bits| {
-            let size = 1u64 << bits;
-            st.iotlb
-                .get(&(domain, iova & !(size - 1)))
-                .filter(|e| e.size == size)
-                .copied()
-        })
-    }
-
-    /// The page walk, from the DTE's root through `mode` levels.
-    fn walk(&self, dte: Dte, iova: u64) -> Option<IotlbEntry> {
-        self.stats.walks.fetch_add(1, Ordering::Relaxed);
-        let reach = 12 + 9 * u32::from(dte.mode);
-        if reach < 64 && iova >> reach != 0 {
-            return None;
-        }
-        let (mut table, mut level) = (dte.root, dte.mode);
-        let (mut read, mut write) = (true, true);
-        loop {
-            let shift = 12 + 9 * (u32::from(level) - 1);
-            let pte = self.phys.read_u64(table + ((iova >> shift) & 0x1FF) * 8)?;
-            if pte & 1 == 0 {
-                return None;
-            }
-            read &= pte & (1 << 61) != 0;
-            write &= pte & (1 << 62) != 0;
-            let next = ((pte >> 9) & 7) as u8;
-            let size = match next {
-                0 => 1u64 << shift,
-                7 => other_size(pte),
-                n if n < level => {
-                    // Skipped levels: their index bits must be zero.
-                    let skipped_lo = 12 + 9 * u32::from(n);
-                    let skipped = (iova >> skipped_lo) & ((1u64 << (shift - skipped_lo)) - 1);
-                    if skipped != 0 {
-                        return None;
-                    }
-                    table = pte & ADDR_MASK;
-                    level = n;
-                    continue;
-                }
-                _ => return None,
-            };
-            let phys = (pte & ADDR_MASK) & !(size - 1);
-            return Some(IotlbEntry {
-                phys,
-                size,
-                read,
-                write,
-            });
-        }
     }
 
     fn log_fault(&self, st: &mut UnitState, rid: u16, iova: u64, write: bool, fault: Fault) {
@@ -430,60 +471,6 @@ impl SimAmdVi {
         entry[8..16].copy_from_slice(&iova.to_le_bytes());
         self.phys.write(r.event_base + r.event_tail, &entry);
         r.event_tail = next;
-    }
-
-    fn run_commands(&self, st: &mut UnitState) {
-        if st.regs.control & control::COMMAND_BUFFER_ENABLE == 0 || st.regs.command_len == 0 {
-            return;
-        }
-        let mut executed = 0;
-        while st.regs.command_head != st.regs.command_tail && executed < st.regs.command_len / 16 {
-            let mut raw = [0u8; 16];
-            self.phys
-                .read(st.regs.command_base + st.regs.command_head, &mut raw);
-            let dword = |i: usize| {
-                u32::from_le_bytes([raw[i * 4], raw[i * 4 + 1], raw[i * 4 + 2], raw[i * 4 + 3]])
-            };
-            let (d0, d1, d2, d3) = (dword(0), dword(1), dword(2), dword(3));
-            match d1 >> 28 {
-                0x1 if d0 & 1 != 0 => {
-                    let addr = u64::from(d0 & !7) | (u64::from(d1 & 0xF_FFFF) << 32);
-                    let data = u64::from(d2) | (u64::from(d3) << 32);
-                    self.phys.write_u64(addr, data);
-                }
-                0x1 => {}
-                0x2 => {
-                    st.dte_cache.remove(&(d0 as u16));
-                }
-                0x3 => {
-                    let domain = d1 as u16;
-                    let addr = u64::from(d2 & !0xFFF) | (u64::from(d3) << 32);
-                    let (start, size) = if d2 & 1 == 0 {
-                        (addr, 4096)
-                    } else {
-                        let k = 12 + (addr >> 12).trailing_ones();
-                        if k >= 63 {
-                            (0, u64::MAX)
-                        } else {
-                            let size = 1u64 << (k + 1);
-                            (addr & !(size - 1), size)
-                        }
-                    };
-                    let end = start.saturating_add(size);
-                    let before = st.iotlb.len();
-                    st.iotlb.retain(|&(d, page), e| {
-                        d != domain || page >= end || page.saturating_add(e.size) <= start
-                    });
-                    self.stats
-                        .iotlb_invalidated
-                        .fetch_add((before - st.iotlb.len()) as u64, Ordering::Relaxed);
-                }
-                _ => log::warn!("sim amd-vi: illegal command {:#x}", d1 >> 28),
-            }
-            self.stats.commands.fetch_add(1, Ordering::Relaxed);
-            st.regs.command_head = (st.regs.command_head + 16) % st.regs.command_len;
-            executed += 1;
-        }
     }
 
     fn read_reg(&self, offset: u64) -> u64 {
@@ -564,5 +551,14 @@ impl AmdViMmio for SimAmdViMmio {
 
     fn write_u64(&mut self, offset: u64, value: u64) {
         self.0.write_reg(offset, value)
+    }
+
+    fn capability_header(&self) -> Option<u32> {
+        Some(capability_header(self.0.options.np_cache))
+    }
+
+    fn store_barrier(&mut self) {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        self.0.snoop();
     }
 }
