@@ -16,6 +16,7 @@ pub mod demo;
 pub mod fuse;
 pub mod guest;
 pub mod hw;
+pub mod init;
 pub mod kernel;
 pub mod mock;
 

@@ -119,9 +119,9 @@ pub fn setup_logging(category: &str, subcategory: &str, name: &str) {
             }
             // Before ramfs@logging is up (or on a machine without it) stderr alone.
             Err(e) => {
-                missing = Some(format!(
+                missing.get_or_insert(format!(
                     "/scheme/logging/{category}/{subcategory}/{file}: {e}"
-                ))
+                ));
             }
         }
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use dsmil::platform::{
     CALLING_INTERFACE_SIGNATURE, CLASS_TOKEN_READ, CLASS_TOKEN_WRITE, CallingInterface,
     CallingInterfaceBuffer, CallingInterfaceConfig, PortIo, SELECT_TOKEN_STD, SMI_COMMAND_PORT,
-    SmiBuffer, SmiRegisters, SmiTrigger,
+    SmiBuffer, SmiRegisters, SmiTrigger, SmmCall, SmmRegisters,
 };
 use syscall::error::{Error, Result};
 
@@ -105,6 +105,13 @@ impl PortIo for SmmCallingInterface {
     }
     fn outl(&mut self, port: u16, value: u32) {
         self.ports.outl(port, value)
+    }
+}
+
+// The same ports answer the i8k temperature call.
+impl SmmCall for SmmCallingInterface {
+    fn smm_call(&mut self, registers: SmmRegisters) -> SmmRegisters {
+        self.ports.smm_call(registers)
     }
 }
 

@@ -149,7 +149,9 @@ impl Context {
                     _ => Err(Error::new(EINVAL)),
                 }
             }
-            // Kernel schemes take no descriptions (inferred: no kfdwrite of their own).
+            // A kernel scheme that carries descriptors (the pipe: `kfdwrite` of
+            // `src/scheme/pipe.rs`); the others answer EOPNOTSUPP.
+            DescKind::Kernel { scheme, handle, .. } => scheme.send_fds(*handle, descs),
             _ => Err(Error::new(EOPNOTSUPP)),
         }
     }
@@ -204,6 +206,17 @@ impl Context {
                     },
                     Reply::Fd(_) => Err(Error::new(EIO)),
                 }
+            }
+            DescKind::Kernel { scheme, handle, .. } => {
+                if !payload.len().is_multiple_of(WORD) {
+                    return Err(Error::new(EINVAL));
+                }
+                let descs = scheme.recv_fds(*handle, payload.len() / WORD)?;
+                if descs.is_empty() {
+                    return Ok(0);
+                }
+                let slots = descs.len() * WORD;
+                self.install_received(descs, &mut payload[..slots])
             }
             _ => Err(Error::new(EOPNOTSUPP)),
         }

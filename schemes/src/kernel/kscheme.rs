@@ -7,6 +7,7 @@ use syscall::data::Stat;
 use syscall::error::{EBADF, ENODEV, ENOSYS, ENOTDIR, EOPNOTSUPP, Error, Result};
 use syscall::flag::MapFlags;
 
+use super::description::Description;
 use super::event::{EventHub, SourceKey};
 use super::process::Process;
 
@@ -132,6 +133,18 @@ pub trait KernelScheme: Send + Sync {
 
     /// `call` (Redox's ioctl).
     fn call(&self, _h: usize, _payload: &mut [u8], _meta: &[u64], _c: &Caller) -> Result<usize> {
+        Err(Error::new(EOPNOTSUPP))
+    }
+
+    /// Descriptors sent to a handle with `SYS_CALL(WRITE|FD)` (the caller's table
+    /// has already given them up); returns how many were taken. Only schemes that
+    /// carry descriptors (the pipe) take any.
+    fn send_fds(&self, _h: usize, _descs: Vec<Arc<Description>>) -> Result<usize> {
+        Err(Error::new(EOPNOTSUPP))
+    }
+
+    /// Descriptors received from a handle with `SYS_CALL(READ|FD)`, at most `max`.
+    fn recv_fds(&self, _h: usize, _max: usize) -> Result<Vec<Arc<Description>>> {
         Err(Error::new(EOPNOTSUPP))
     }
 

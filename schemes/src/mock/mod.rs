@@ -8,4 +8,5 @@ pub mod pci;
 pub mod pcid_function;
 pub mod pcid_handler;
 pub mod phys;
+pub mod pipe;
 pub mod time;
