@@ -50,13 +50,30 @@ pub fn dsmild(sim: &SimulatedDsmil, phys: &Arc<PhysArena>) -> Program {
     Arc::new(move |startup| dsmil::startup::start(&startup, &*platform))
 }
 
-/// `iommud` in front of the simulated AMD-Vi unit `unit` (the unit is given, not
-/// read from the command line).
+/// `iommud` as its `main` runs it: command-line bases as overrides, the units
+/// otherwise found in the IVRS the simulated machine publishes; mapping a unit's
+/// register base (a physmap on Redox) is the step the host supplies, from `unit`.
 pub fn iommud(unit: &Arc<SimAmdVi>) -> Program {
     let unit = unit.clone();
     Arc::new(move |startup| {
         let notify = InitNotify::from_startup(&startup, "iommud");
-        iommu::serve(iommu::Config::default(), vec![unit.mmio()], notify).map_err(|e| e.to_string())
+        let mut overrides = Vec::new();
+        for arg in &startup.args {
+            let hex = arg.strip_prefix("0x").unwrap_or(arg);
+            let base = u64::from_str_radix(hex, 16)
+                .map_err(|_| format!("iommud: `{arg}` is not a register base address"))?;
+            overrides.push(base);
+        }
+        let map = |base: u64| {
+            if unit.placement().mmio_base == base {
+                Ok(unit.mmio())
+            } else {
+                Err(syscall::Error::new(syscall::error::ENODEV))
+            }
+        };
+        iommu::discovery::discover(iommu::Config::default(), &overrides, map)
+            .and_then(|state| iommu::daemon::serve(state, notify))
+            .map_err(|e| e.to_string())
     })
 }
 
