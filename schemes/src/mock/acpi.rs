@@ -540,6 +540,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn raw_tables_are_served_byte_for_byte() {
+        let t = AcpiTables::new(Arc::new(PciScheme::new()), Vec::new());
+        let mut raw = vec![0u8; 48];
+        raw[0..4].copy_from_slice(b"IVRS");
+        raw[4..8].copy_from_slice(&48u32.to_le_bytes());
+        raw[10..16].copy_from_slice(b"BOCHS ");
+        raw[16..24].copy_from_slice(b"BXPC    ");
+        raw[28..32].copy_from_slice(b"BXPC");
+        t.publish_raw(raw.clone()).expect("publish");
+        let all = t.tables();
+        assert_eq!(all.len(), 1);
+        assert_eq!(*all[0].bytes, raw, "header kept as firmware built it");
+        assert_eq!(
+            all[0].id.file_name().as_deref(),
+            Some("IVRS-424F43485320-4258504320202020")
+        );
+        let mut lying = raw.clone();
+        lying[4..8].copy_from_slice(&47u32.to_le_bytes());
+        assert_eq!(t.publish_raw(lying), Err(Error::new(EINVAL)));
+        assert_eq!(t.publish_raw(raw[..20].to_vec()), Err(Error::new(EINVAL)));
+    }
+
+    #[test]
     fn names_round_trip_in_either_case() {
         let id = TableId {
             signature: *b"DMAR",

@@ -88,6 +88,10 @@ pub const AMD_VI: Model = Model {
             "a 2 MiB mapping is reached across its extent",
         ),
         must(
+            "ring-wrap",
+            "the command ring wraps (QEMU may report head = ring size) and keeps working",
+        ),
+        must(
             "domain-move",
             "a device moved to another domain reaches only the new domain's pages",
         ),
