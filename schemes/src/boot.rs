@@ -106,24 +106,25 @@ pub fn iommud(
     })
 }
 
-/// Starts `iommud` (as root) as its Redox `main.rs` does: it maps the AMD-Vi units at
-/// the physical register `bases` through `/scheme/memory/physical@uc`
-/// ([`iommu::physmap::PhysmapMmio`]) and serves. In guest mode the physmap reaches
-/// QEMU's unit through `/dev/mem`.
+/// Starts `iommud` (as root) exactly as its Redox `main.rs` does: the units come
+/// from the IVRS in `/scheme/acpi/tables` (`overrides`, the command-line register
+/// bases, replace the table's), each mapped through `/scheme/memory/physical@uc`
+/// ([`iommu::physmap::PhysmapMmio`]). In guest mode the table is QEMU's and the
+/// physmap reaches QEMU's unit through `/dev/mem`.
 pub fn iommud_physmap(
     kernel: &Arc<Kernel>,
     config: iommu::Config,
-    bases: Vec<u64>,
+    overrides: Vec<u64>,
 ) -> RunningDaemon {
     let scheme = config.scheme_name.clone();
     start(kernel, "iommud", scheme, move || {
-        let mut units: Vec<Box<dyn iommu::amdvi::AmdViMmio>> = Vec::new();
-        for base in bases {
-            let mmio = iommu::physmap::PhysmapMmio::map(base)
-                .map_err(|e| format!("cannot map the unit at {base:#x}: {e}"))?;
-            units.push(Box::new(mmio));
-        }
-        iommu::run(config, units).map_err(|e| e.to_string())
+        let map = |base| {
+            iommu::physmap::PhysmapMmio::map(base)
+                .map(|m| Box::new(m) as Box<dyn iommu::amdvi::AmdViMmio>)
+        };
+        let state =
+            iommu::discovery::discover(config, &overrides, map).map_err(|e| e.to_string())?;
+        iommu::daemon::serve(state, iommu::startup::InitNotify::none()).map_err(|e| e.to_string())
     })
 }
 
