@@ -308,3 +308,87 @@ pub fn run_model(model: &Model, guest: &Path) -> Result<String, String> {
     let boot = boot(&tools, model, &initrd, BOOT_TIMEOUT)?;
     judge(model, &boot)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::model::{AMD_VI, Scenario};
+
+    const TWO: Model = Model {
+        name: "m",
+        iommu_device: "x",
+        edu_device: "edu",
+        scenarios: &[
+            Scenario {
+                name: "a",
+                expect: Expect::Pass,
+                what: "",
+            },
+            Scenario {
+                name: "b",
+                expect: Expect::NotYetAvailable,
+                what: "",
+            },
+        ],
+        caveat: "",
+    };
+
+    fn boot(console: &str) -> Boot {
+        Boot {
+            console: console.into(),
+            finished: console.contains("DSMIL-QEMU m END"),
+        }
+    }
+
+    #[test]
+    fn lines_parse_and_noise_is_ignored() {
+        let c = "[ 1.0] kernel noise\nDSMIL-QEMU m a PASS all fine\r\nDSMIL-QEMU m NOTE x\nDSMIL-QEMU other a FAIL\n";
+        let lines = result_lines(&TWO, c);
+        assert_eq!(
+            lines,
+            vec![ResultLine {
+                scenario: "a".into(),
+                verdict: "PASS".into(),
+                detail: "all fine".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn judging_needs_every_line_an_end_and_no_failure() {
+        let ok = "DSMIL-QEMU m a PASS x\nDSMIL-QEMU m b NOT-YET-AVAILABLE y\nDSMIL-QEMU m END\n";
+        assert!(judge(&TWO, &boot(ok)).is_ok());
+        let also_ok = "DSMIL-QEMU m a PASS x\nDSMIL-QEMU m b PASS y\nDSMIL-QEMU m END\n";
+        assert!(judge(&TWO, &boot(also_ok)).is_ok());
+        let failed = "DSMIL-QEMU m a FAIL x\nDSMIL-QEMU m b PASS y\nDSMIL-QEMU m END\n";
+        assert!(judge(&TWO, &boot(failed)).is_err());
+        let missing = "DSMIL-QEMU m b PASS y\nDSMIL-QEMU m END\n";
+        let why = judge(&TWO, &boot(missing)).expect_err("missing line");
+        assert!(why.contains("MISSING"));
+        let unfinished = "DSMIL-QEMU m a PASS x\nDSMIL-QEMU m b PASS y\n";
+        assert!(judge(&TWO, &boot(unfinished)).is_err(), "no END line");
+        let not_yet = "DSMIL-QEMU amd-vi unit-up NOT-YET-AVAILABLE z\n";
+        let b = Boot {
+            console: not_yet.into(),
+            finished: true,
+        };
+        assert!(
+            judge(&AMD_VI, &b).is_err(),
+            "NOT-YET-AVAILABLE is no pass where the model expects one"
+        );
+    }
+
+    #[test]
+    fn initramfs_holds_parents_before_children() {
+        let files = vec![
+            ("init".to_string(), b"x".to_vec()),
+            ("lib/x86_64-linux-gnu/libc.so.6".to_string(), b"y".to_vec()),
+        ];
+        let a = initramfs(&files);
+        let text = String::from_utf8_lossy(&a);
+        let at = |n: &str| text.find(&format!("{n}\0")).expect(n);
+        assert!(at("lib") < at("lib/x86_64-linux-gnu"));
+        assert!(at("lib/x86_64-linux-gnu") < at("lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(at("dev/console") < at("init"));
+    }
+}
