@@ -401,8 +401,10 @@ impl SchemeSync for DsmilScheme {
         metadata: &[u64],
         ctx: &CallerCtx,
     ) -> Result<usize> {
-        // `call` carries metadata where other requests carry credentials, so
-        // the opener's uid stands in for the caller's.
+        // `call` carries metadata where other requests carry credentials
+        // (redox-os/kernel src/scheme/user.rs `kcall`: args[5] is metadata word 2),
+        // so `ctx.uid` is whatever the caller chose: the uid recorded at open
+        // authorises and attributes the call.
         let outcome = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
             Handle::Control { opener_uid, .. } => {
                 let uid = *opener_uid;

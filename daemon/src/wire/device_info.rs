@@ -1,7 +1,5 @@
 //! `mildev_device_info`: one device as clients see it (40 bytes).
 
-use core::mem::{offset_of, size_of};
-
 use syscall::error::{EINVAL, Error, Result};
 
 use super::le;
@@ -89,8 +87,9 @@ impl DeviceAccess {
 /// | 24 | `timestamp` (ms) | u64 |
 /// | 32 | `thermal_celsius` | i32 (+4 tail pad) |
 ///
-/// Padding is written as zero and ignored when decoding.
-#[repr(C)]
+/// Padding is written as zero and ignored when decoding. The table is the wire
+/// layout (the C struct's on x86_64); the Rust struct is never sent as memory, so
+/// its own layout — a u64 is 4-aligned on i586 — does not matter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceInfo {
     /// The device's token (`0x8000..=0x806B`).
@@ -153,15 +152,15 @@ impl DeviceInfo {
     }
 }
 
-// The documented offsets are the natural C layout of the struct above.
-const _: () = assert!(size_of::<DeviceInfo>() == DeviceInfo::SIZE);
-const _: () = assert!(offset_of!(DeviceInfo, device_id) == DeviceInfo::DEVICE_ID);
-const _: () = assert!(offset_of!(DeviceInfo, state) == DeviceInfo::STATE);
-const _: () = assert!(offset_of!(DeviceInfo, access) == DeviceInfo::ACCESS);
-const _: () = assert!(offset_of!(DeviceInfo, is_quarantined) == DeviceInfo::IS_QUARANTINED);
-const _: () = assert!(offset_of!(DeviceInfo, last_response) == DeviceInfo::LAST_RESPONSE);
-const _: () = assert!(offset_of!(DeviceInfo, timestamp) == DeviceInfo::TIMESTAMP);
-const _: () = assert!(offset_of!(DeviceInfo, thermal_celsius) == DeviceInfo::THERMAL);
+// The documented offsets: in order, no field overlapping the next, all inside SIZE.
+const _: () = assert!(DeviceInfo::DEVICE_ID + 2 <= DeviceInfo::STATE);
+const _: () = assert!(DeviceInfo::STATE + 4 <= DeviceInfo::ACCESS);
+const _: () = assert!(DeviceInfo::ACCESS + 4 <= DeviceInfo::IS_QUARANTINED);
+const _: () = assert!(DeviceInfo::IS_QUARANTINED + 1 <= DeviceInfo::LAST_RESPONSE);
+const _: () = assert!(DeviceInfo::LAST_RESPONSE + 4 <= DeviceInfo::TIMESTAMP);
+const _: () = assert!(DeviceInfo::TIMESTAMP + 8 <= DeviceInfo::THERMAL);
+const _: () = assert!(DeviceInfo::THERMAL + 4 <= DeviceInfo::SIZE);
+const _: () = assert!(DeviceInfo::SIZE == 40);
 
 /// Encodes a device list (the `SCAN_DEVICES` response): the records back to
 /// back, 40 bytes each, in the given (ascending token) order. `EINVAL` if

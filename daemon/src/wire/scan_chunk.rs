@@ -117,8 +117,8 @@ const _: () = assert!(offset_of!(ScanChunkHeader, reserved) == 24);
 /// `scan_chunk`: header + 5 device records + 24 bytes of zero padding = 256.
 ///
 /// Device record `i` is at offset `32 + 40 × i`; records past
-/// `devices_in_chunk` are zero on the wire.
-#[repr(C)]
+/// `devices_in_chunk` are zero on the wire. Encoded field by field, so the Rust
+/// struct's own layout does not matter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanChunk {
     /// The chunk header.
@@ -223,10 +223,10 @@ impl ScanChunk {
     }
 }
 
-const _: () = assert!(size_of::<ScanChunk>() == ScanChunk::SIZE);
-const _: () = assert!(offset_of!(ScanChunk, header) == 0);
-const _: () = assert!(offset_of!(ScanChunk, devices) == ScanChunk::DEVICES);
-const _: () = assert!(offset_of!(ScanChunk, padding) == 232);
+// Header, five records, 24 bytes of padding: exactly one chunk.
+const _: () = assert!(ScanChunk::DEVICES == ScanChunkHeader::SIZE);
+const _: () =
+    assert!(ScanChunk::DEVICES + DEVICES_PER_SCAN_CHUNK * DeviceInfo::SIZE + 24 == ScanChunk::SIZE);
 
 #[cfg(test)]
 mod tests {
