@@ -15,6 +15,7 @@
 //! build. On 32-bit x86 the Dell SMM call (all six GPRs loaded, EBX among them, which
 //! LLVM reserves) leaves no register for the swap: it answers like a refused call.
 
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use std::cell::Cell;
 
 use libredox::call;
@@ -49,6 +50,7 @@ pub fn acquire_port_io_rights() -> Result<()> {
     Ok(())
 }
 
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 thread_local! {
     /// This thread's grant: `None` until asked, then whether the kernel gave it.
     static GRANT: Cell<Option<bool>> = const { Cell::new(None) };
@@ -56,6 +58,7 @@ thread_local! {
 
 /// Whether the calling thread may execute `in`/`out`, asking the kernel on the
 /// thread's first access. A refusal is remembered (and logged once).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 fn granted_here() -> bool {
     GRANT.with(|grant| match grant.get() {
         Some(granted) => granted,

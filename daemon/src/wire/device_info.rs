@@ -156,7 +156,7 @@ impl DeviceInfo {
 const _: () = assert!(DeviceInfo::DEVICE_ID + 2 <= DeviceInfo::STATE);
 const _: () = assert!(DeviceInfo::STATE + 4 <= DeviceInfo::ACCESS);
 const _: () = assert!(DeviceInfo::ACCESS + 4 <= DeviceInfo::IS_QUARANTINED);
-const _: () = assert!(DeviceInfo::IS_QUARANTINED + 1 <= DeviceInfo::LAST_RESPONSE);
+const _: () = assert!(DeviceInfo::IS_QUARANTINED < DeviceInfo::LAST_RESPONSE);
 const _: () = assert!(DeviceInfo::LAST_RESPONSE + 4 <= DeviceInfo::TIMESTAMP);
 const _: () = assert!(DeviceInfo::TIMESTAMP + 8 <= DeviceInfo::THERMAL);
 const _: () = assert!(DeviceInfo::THERMAL + 4 <= DeviceInfo::SIZE);
