@@ -81,6 +81,7 @@ impl Iommu {
                     Bdf::from_requester_id(rid)
                 );
             })?;
+            self.sync_new_mapping(id, r.start, r.length)?;
             self.accounts.add_bytes(uid, i128::from(r.length));
             if let Some(d) = self.domains.get_mut(&id) {
                 d.unity.insert(r.start);

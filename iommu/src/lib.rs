@@ -24,6 +24,7 @@ pub mod config;
 pub mod contiguous;
 pub mod daemon;
 pub mod discovery;
+pub mod dmar;
 pub mod domain;
 pub mod flush_queue;
 pub mod format;
@@ -41,6 +42,7 @@ pub mod startup;
 pub mod table_memory;
 pub mod topology;
 pub mod unit;
+pub mod vtd;
 
 pub use bdf::Bdf;
 pub use client::IommuDomain;

@@ -1,6 +1,7 @@
-//! `iommud`: startup script for Redox. Finds the AMD-Vi units in the ACPI
-//! IVRS table (from acpid), maps their registers, brings them up with every
-//! device in passthrough, and serves scheme `iommu` until shut down.
+//! `iommud`: startup script for Redox. Finds the units in the ACPI tables
+//! (from acpid): Intel VT-d in `DMAR`, else AMD-Vi in `IVRS`; maps their
+//! registers, brings them up with every device in passthrough, and serves
+//! scheme `iommu` until shut down.
 //! Register bases on the command line (`iommud 0xfeb80000`) override the
 //! table's, for firmware that lies.
 //!
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use iommu::amdvi::AmdViMmio;
 use iommu::physmap::PhysmapMmio;
 use iommu::startup::{InitNotify, Startup, setup_logging};
+use iommu::vtd::VtdMmio;
 
 fn parse_base(arg: &str) -> Option<u64> {
     let hex = arg.strip_prefix("0x").unwrap_or(arg);
@@ -31,8 +33,22 @@ fn main() -> ExitCode {
         };
         overrides.push(base);
     }
+    // An Intel machine describes its units in DMAR; command-line bases name
+    // AMD-Vi units and skip it.
+    let vtd = if overrides.is_empty() {
+        iommu::vtd::discovery::discover(iommu::Config::default(), |base| {
+            PhysmapMmio::map_len(base, iommu::vtd::discovery::REGISTER_WINDOW)
+                .map(|m| Box::new(m) as Box<dyn VtdMmio>)
+        })
+    } else {
+        Ok(None)
+    };
     let map = |base| PhysmapMmio::map(base).map(|m| Box::new(m) as Box<dyn AmdViMmio>);
-    let served = iommu::discovery::discover(iommu::Config::default(), &overrides, map)
+    let served = vtd
+        .and_then(|found| match found {
+            Some(state) => Ok(state),
+            None => iommu::discovery::discover(iommu::Config::default(), &overrides, map),
+        })
         .and_then(|state| iommu::daemon::serve(state, notify));
     match served {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,7 @@ use crate::access::{Accounts, Budgeted, Client};
 use crate::config::{Config, UnassignedDevices};
 use crate::domain::{Domain, DomainConfig};
 use crate::flush_queue::{Deferred, FlushGenerations, FlushQueue, Invalidation};
-use crate::page_table::Translation;
+use crate::page_table::{PAGE_4K, Translation};
 use crate::protocol::MapFlags;
 use crate::pte::AMD_V1;
 use crate::table_memory::SchemeTableMemory;
@@ -267,8 +267,12 @@ impl Iommu {
             return Err(Error::new(ENOSPC));
         }
         let id = match wanted {
-            Some(id) if id != 0 && !self.domains.contains_key(&id) => id,
-            _ => (1..=u16::MAX)
+            Some(id)
+                if id != 0 && id <= self.max_domain_id() && !self.domains.contains_key(&id) =>
+            {
+                id
+            }
+            _ => (1..=self.max_domain_id())
                 .find(|i| !self.domains.contains_key(i))
                 .ok_or(Error::new(ENOSPC))?,
         };
@@ -277,7 +281,7 @@ impl Iommu {
 
     /// Creates domain `id` owned by `client`: `EEXIST` if it exists.
     pub fn create_exact(&mut self, id: u16, client: Client) -> Result<u16> {
-        if id == 0 {
+        if id == 0 || id > self.max_domain_id() {
             return Err(Error::new(EINVAL));
         }
         if self.domains.contains_key(&id) {
@@ -290,16 +294,18 @@ impl Iommu {
             return Err(Error::new(ENOSPC));
         }
         self.accounts.take_domain(client.uid)?;
-        let config = DomainConfig {
-            address_bits: self.config.address_bits,
-            quota_bytes: self.config.default_quota_bytes,
-            ..DomainConfig::default()
-        };
         // One vendor per machine: every unit walks the same format.
         let format = self
             .units
             .first()
             .map_or(&AMD_V1 as _, |u| u.page_table_format());
+        // IOVAs only as wide as the format's tables reach (VT-d: the AW).
+        let reach = 12 + 9 * u32::from(*format.level_range().end());
+        let config = DomainConfig {
+            address_bits: self.config.address_bits.min(reach),
+            quota_bytes: self.config.default_quota_bytes,
+            ..DomainConfig::default()
+        };
         let before = self.memory.live_tables();
         let domain = match Domain::with_format(id, config, format, &mut self.memory) {
             Ok(d) => d,
@@ -541,6 +547,7 @@ impl Iommu {
             // root, and only then may an emptied old root be freed.
             self.rewrite_entries(id)?;
         }
+<<<<<<< HEAD
         self.settle_gathered(id)?;
         if self.caches_not_present() {
             // The unit may hold "not present" for this range: drop it before
@@ -557,7 +564,36 @@ impl Iommu {
                 return Err(Error::new(EIO));
             }
         }
+=======
+        self.sync_new_mapping(id, iova, size)?;
+>>>>>>> 6cf8aff (iommud drives Intel VT-d, found from the DMAR with no arguments)
         Ok(iova)
+    }
+
+    /// A unit that caches not-present entries (VT-d CAP.CM) may still hold
+    /// the miss of a page just made present: invalidate the new range and
+    /// wait before anyone may use it (unit.rs rule 4; Linux
+    /// `intel_iommu_iotlb_sync_map`). Nothing to do for other units.
+    pub(crate) fn sync_new_mapping(&mut self, id: u16, iova: u64, size: u64) -> Result<()> {
+        if self
+            .units
+            .iter()
+            .any(|u| u.is_initialised() && u.capabilities().caches_not_present)
+        {
+            let span = size.next_multiple_of(PAGE_4K);
+            Self::invalidate(&mut self.units, id, iova, span)?;
+        }
+        Ok(())
+    }
+
+    /// The highest domain id every unit can tag entries with (VT-d: below
+    /// CAP.ND's count, the top one kept for pass-through entries).
+    fn max_domain_id(&self) -> u16 {
+        self.units
+            .iter()
+            .map(|u| u.capabilities().max_domain_id)
+            .min()
+            .unwrap_or(u16::MAX)
     }
 
     fn map_budgeted(

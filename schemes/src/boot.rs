@@ -152,3 +152,30 @@ pub fn iommud_from_firmware(
         iommu::daemon::serve(state, iommu::startup::InitNotify::none()).map_err(|e| e.to_string())
     })
 }
+
+/// Starts `iommud` the way it starts on an Intel machine: no arguments, the
+/// unit found in the `DMAR` the simulated firmware publishes
+/// (`iommu::vtd::discovery::discover`), the DRHD's register window being
+/// `unit`'s (the host stand-in for the physmap iommud does on Redox; any
+/// other base is `ENODEV`).
+pub fn iommud_vtd(
+    kernel: &Arc<Kernel>,
+    config: iommu::Config,
+    unit: &Arc<crate::hw::vtd::SimVtd>,
+) -> RunningDaemon {
+    let scheme = config.scheme_name.clone();
+    let unit = unit.clone();
+    start(kernel, "iommud", scheme, move || {
+        let map = |base: u64| {
+            if base == crate::hw::vtd::QEMU_REGISTER_BASE {
+                Ok(unit.mmio())
+            } else {
+                Err(syscall::Error::new(syscall::error::ENODEV))
+            }
+        };
+        let state = iommu::vtd::discovery::discover(config, map)
+            .map_err(|e| e.to_string())?
+            .ok_or("no DMAR published")?;
+        iommu::daemon::serve(state, iommu::startup::InitNotify::none()).map_err(|e| e.to_string())
+    })
+}

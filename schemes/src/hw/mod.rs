@@ -8,3 +8,4 @@ pub mod pci_function;
 pub mod smm;
 pub mod smm_calling_interface;
 pub mod thermal;
+pub mod vtd;
