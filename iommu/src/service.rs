@@ -547,7 +547,6 @@ impl Iommu {
             // root, and only then may an emptied old root be freed.
             self.rewrite_entries(id)?;
         }
-<<<<<<< HEAD
         self.settle_gathered(id)?;
         if self.caches_not_present() {
             // The unit may hold "not present" for this range: drop it before
@@ -564,22 +563,16 @@ impl Iommu {
                 return Err(Error::new(EIO));
             }
         }
-=======
-        self.sync_new_mapping(id, iova, size)?;
->>>>>>> 6cf8aff (iommud drives Intel VT-d, found from the DMAR with no arguments)
         Ok(iova)
     }
 
     /// A unit that caches not-present entries (VT-d CAP.CM) may still hold
     /// the miss of a page just made present: invalidate the new range and
     /// wait before anyone may use it (unit.rs rule 4; Linux
-    /// `intel_iommu_iotlb_sync_map`). Nothing to do for other units.
+    /// `intel_iommu_iotlb_sync_map`). Nothing to do for other units. Used
+    /// for the firmware's identity ranges; MAP does the same inline.
     pub(crate) fn sync_new_mapping(&mut self, id: u16, iova: u64, size: u64) -> Result<()> {
-        if self
-            .units
-            .iter()
-            .any(|u| u.is_initialised() && u.capabilities().caches_not_present)
-        {
+        if self.caches_not_present() {
             let span = size.next_multiple_of(PAGE_4K);
             Self::invalidate(&mut self.units, id, iova, span)?;
         }
