@@ -11,7 +11,7 @@
 
 use syscall::error::Result;
 
-use crate::platform::{Clock, DeviceMemory, RedoxClock, TokenIo};
+use crate::platform::{Clock, DeviceMemory, MmioAccess, RedoxClock, TokenIo};
 
 /// A temperature sensor near the DSMIL devices.
 pub trait ThermalSensor: Send {
@@ -40,6 +40,9 @@ pub struct Hardware {
     /// The devices' register blocks, captured by read sessions; `None` when the
     /// memory window is not mapped (reads then carry the token value and record only).
     pub device_memory: Option<Box<dyn DeviceMemory + Send>>,
+    /// The DSMIL 360 MiB MMIO window (the `mmio` file); `None` when no base is
+    /// configured.
+    pub mmio: Option<Box<dyn MmioAccess + Send>>,
     /// The clock sessions age by: the system monotonic clock, which the `time`
     /// scheme's housekeeping deadlines are set against.
     pub clock: Box<dyn Clock + Send>,
@@ -53,6 +56,7 @@ impl Hardware {
             thermal: Some(Box::new(FixedThermal(celsius))),
             firmware: None,
             device_memory: None,
+            mmio: None,
             clock: Box::new(RedoxClock),
         }
     }
@@ -67,6 +71,7 @@ impl Hardware {
             thermal,
             firmware: Some(firmware),
             device_memory: None,
+            mmio: None,
             clock: Box::new(RedoxClock),
         }
     }
@@ -74,6 +79,12 @@ impl Hardware {
     /// Adds the devices' register blocks.
     pub fn device_memory(mut self, memory: Box<dyn DeviceMemory + Send>) -> Self {
         self.device_memory = Some(memory);
+        self
+    }
+
+    /// Adds the MMIO window.
+    pub fn mmio(mut self, window: Box<dyn MmioAccess + Send>) -> Self {
+        self.mmio = Some(window);
         self
     }
 

@@ -166,6 +166,11 @@ impl Machine {
         &self.table
     }
 
+    /// The MMIO window, if one is configured.
+    pub fn mmio(&mut self) -> Option<&mut (dyn crate::platform::MmioAccess + Send + 'static)> {
+        self.hardware.mmio.as_deref_mut()
+    }
+
     /// Whether a firmware path exists.
     pub fn has_firmware(&self) -> bool {
         self.hardware.firmware.is_some()

@@ -8,11 +8,12 @@
 use std::process::ExitCode;
 
 use driver_sys::daemon::Startup;
-use dsmil::platform::{DmaSmiBuffer, X86PortIo};
+use dsmil::platform::{DmaSmiBuffer, MmioAccess, MmioWindow, PhysmapMapper, X86PortIo};
 use dsmil::startup::Platform;
 
-/// The real machine: x86 port I/O after the kernel's per-thread grant, and the
-/// calling interface's buffer from DMA memory below 4 GiB.
+/// The real machine: x86 port I/O after the kernel's per-thread grant, the
+/// calling interface's buffer from DMA memory below 4 GiB, and the MMIO window's
+/// chunks as uncached physmaps.
 struct Redox;
 
 impl Platform for Redox {
@@ -23,6 +24,13 @@ impl Platform for Redox {
     }
     fn smi_buffer(&self) -> syscall::Result<DmaSmiBuffer> {
         DmaSmiBuffer::allocate()
+    }
+    fn mmio(&self, base: u64, resident: usize) -> syscall::Result<Box<dyn MmioAccess + Send>> {
+        Ok(Box::new(MmioWindow::new(
+            PhysmapMapper::open()?,
+            base,
+            resident,
+        )?))
     }
 }
 

@@ -24,8 +24,8 @@ use crate::config_file::{self, DEFAULT_CONFIG_PATH};
 use crate::controller::{ControllerConfig, DsmilController};
 use crate::hardware::{Hardware, ThermalSensor};
 use crate::platform::{
-    CallingInterface, CallingInterfaceConfig, LegacySmi, PortIo, RedoxClock, SmiBuffer, SmiPolicy,
-    SmiTrigger, SmmCall, SmmThermal, TokenIo,
+    CallingInterface, CallingInterfaceConfig, LegacySmi, MmioAccess, PortIo, RedoxClock, SmiBuffer,
+    SmiPolicy, SmiTrigger, SmmCall, SmmThermal, TokenIo,
 };
 
 /// The machine access dsmild's firmware paths need.
@@ -39,6 +39,9 @@ pub trait Platform {
     fn ports(&self) -> syscall::Result<Self::Ports>;
     /// A command buffer for the calling interface.
     fn smi_buffer(&self) -> syscall::Result<Self::Buffer>;
+    /// The 360 MiB MMIO window at physical `base`, at most `resident` chunks
+    /// mapped at once.
+    fn mmio(&self, base: u64, resident: usize) -> syscall::Result<Box<dyn MmioAccess + Send>>;
 }
 
 /// What the command line asks for.
@@ -188,12 +191,19 @@ pub fn start<P: Platform>(startup: &Startup, platform: &P) -> Result<(), String>
                 thermal,
                 firmware: None,
                 device_memory: None,
+                mmio: None,
                 clock: Box::new(RedoxClock),
             }
         }
     };
     if let Some(controller) = controller {
         hardware = hardware.device_memory(Box::new(controller));
+    }
+    if let Some(base) = config.mmio_base {
+        match platform.mmio(base, config.mmio_resident_chunks) {
+            Ok(window) => hardware = hardware.mmio(window),
+            Err(e) => log::warn!("dsmild: MMIO window at {base:#x} unusable ({e}); mmio is ENODEV"),
+        }
     }
     crate::serve(config, hardware, notify).map_err(|e| e.to_string())
 }

@@ -191,6 +191,40 @@ impl<S: SchemeSync> SqeHarness<S> {
         self.regular(s)
     }
 
+    /// Read at `offset` (what the kernel sends for a positioned file or `pread`).
+    pub fn pread(&mut self, id: usize, buf: &mut [u8], offset: u64) -> Result<usize, i32> {
+        let s = sqe(
+            Opcode::Read,
+            [
+                id as u64,
+                buf.as_mut_ptr() as u64,
+                buf.len() as u64,
+                offset,
+                0,
+                self.creds(),
+            ],
+            self.pid,
+        );
+        self.regular(s)
+    }
+
+    /// Write at `offset`.
+    pub fn pwrite(&mut self, id: usize, buf: &[u8], offset: u64) -> Result<usize, i32> {
+        let s = sqe(
+            Opcode::Write,
+            [
+                id as u64,
+                buf.as_ptr() as u64,
+                buf.len() as u64,
+                offset,
+                0,
+                self.creds(),
+            ],
+            self.pid,
+        );
+        self.regular(s)
+    }
+
     /// Call with up to three metadata words.
     pub fn call(&mut self, id: usize, payload: &mut [u8], metadata: &[u64]) -> Result<usize, i32> {
         let mut m = [0u64; 3];

@@ -12,6 +12,7 @@ mod calling_interface;
 mod clocks;
 mod device_memory;
 mod legacy_smi;
+mod mmio_access;
 mod mmio_window;
 mod port_io;
 mod smi_dma_buffer;
@@ -32,6 +33,7 @@ pub use legacy_smi::{
     LEGACY_CMD_READ, LEGACY_CMD_WRITE, LEGACY_DATA_PORT, LEGACY_TOKEN_PORT, LegacySmi,
     SMI_COMMAND_PORT, SMI_STATUS_PORT,
 };
+pub use mmio_access::{MmioAccess, PhysmapChunk, PhysmapMapper};
 pub use mmio_window::{
     DEFAULT_MAX_RESIDENT, MMIO_CHUNK_COUNT, MMIO_CHUNK_SIZE, MMIO_WINDOW_SIZE, MmioChunk,
     MmioCounters, MmioWindow, PhysMapper,

@@ -75,6 +75,8 @@ pub(crate) enum Handle {
     },
     /// `events`: this reader's queue.
     Events(EventQueue),
+    /// `mmio` (opened by root).
+    Mmio,
 }
 
 impl Handle {
@@ -102,6 +104,7 @@ impl Handle {
             Handle::Device { token, .. } => Node::Device(*token),
             Handle::Config { tunable, .. } => Node::Config(*tunable),
             Handle::Events(_) => Node::Events,
+            Handle::Mmio => Node::Mmio,
         }
     }
 }

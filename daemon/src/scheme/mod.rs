@@ -11,6 +11,7 @@
 pub mod control;
 pub mod events;
 mod handle;
+mod mmio;
 mod open;
 pub mod oplog;
 pub mod path;
@@ -269,6 +270,7 @@ impl DsmilScheme {
                 *last_used_ms = now;
                 session.read(buf)
             }
+            Handle::Mmio => self.read_mmio(buf, offset),
             Handle::Events(queue) => {
                 if buf.len() < EventRecord::SIZE {
                     return Err(Error::new(EINVAL));
@@ -322,7 +324,13 @@ impl SchemeSync for DsmilScheme {
         self.flush_notices();
         Ok(OpenResult::ThisScheme {
             number: outcome?,
-            flags: NewFdFlags::empty(),
+            // The window is a file with positions: the kernel keeps the offset
+            // (pread/pwrite, lseek), the other files are streams.
+            flags: if node == Some(Node::Mmio) {
+                NewFdFlags::POSITIONED
+            } else {
+                NewFdFlags::empty()
+            },
         })
     }
 
@@ -356,7 +364,7 @@ impl SchemeSync for DsmilScheme {
         &mut self,
         id: usize,
         buf: &[u8],
-        _offset: u64,
+        offset: u64,
         _fcntl_flags: u32,
         ctx: &CallerCtx,
     ) -> Result<usize> {
@@ -375,6 +383,7 @@ impl SchemeSync for DsmilScheme {
                     _ => Err(Error::new(EBADF)),
                 }),
             Handle::Device { .. } => self.write_device(id, buf, ctx.uid),
+            Handle::Mmio => self.write_mmio(buf, offset),
             Handle::Config { .. } => self.write_config(id, buf, ctx.uid),
             Handle::Dir { .. } => Err(Error::new(EISDIR)),
             _ => Err(Error::new(EACCES)),
@@ -516,5 +525,6 @@ fn node_name(node: Node) -> &'static str {
         Node::Text(TextFile::Devices) => "devices",
         Node::Text(TextFile::Stats) => "stats",
         Node::Text(TextFile::Log) => "log",
+        Node::Mmio => "mmio",
     }
 }

@@ -111,6 +111,7 @@ impl DsmilScheme {
                 }
                 Handle::Events(EventQueue::default())
             }
+            Node::Mmio => self.open_mmio(uid)?,
             Node::Text(file) => {
                 if wants_write {
                     return Err(Error::new(EACCES));

@@ -24,6 +24,8 @@ pub enum Node {
     Events,
     /// A read-only text file.
     Text(TextFile),
+    /// `mmio`: the 360 MiB MMIO window, root only, read and written at offsets.
+    Mmio,
 }
 
 /// The human-readable files.
@@ -59,6 +61,7 @@ pub const ROOT_ENTRIES: &[(&str, Node)] = &[
     ("devices", Node::Text(TextFile::Devices)),
     ("stats", Node::Text(TextFile::Stats)),
     ("log", Node::Text(TextFile::Log)),
+    ("mmio", Node::Mmio),
 ];
 
 impl Node {

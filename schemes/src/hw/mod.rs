@@ -3,6 +3,7 @@
 
 pub mod amdvi;
 pub mod dsmil_controller;
+pub mod dsmil_mmio;
 pub mod ivrs;
 pub mod pci_function;
 pub mod smm;

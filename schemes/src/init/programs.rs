@@ -42,6 +42,15 @@ impl Platform for SimPlatform {
     fn smi_buffer(&self) -> syscall::Result<PhysSmiBuffer> {
         PhysSmiBuffer::new(&self.phys)
     }
+    fn mmio(
+        &self,
+        _base: u64,
+        _resident: usize,
+    ) -> syscall::Result<Box<dyn dsmil::platform::MmioAccess + Send>> {
+        // The simulated machine has no MMIO window at a physical base (tests hand
+        // dsmild a simulated one through `Hardware::mmio`).
+        Err(syscall::Error::new(syscall::error::ENODEV))
+    }
 }
 
 /// `dsmild` on the simulated DSMIL platform `sim`.
