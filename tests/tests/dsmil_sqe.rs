@@ -21,7 +21,7 @@ fn root_listing_by_read_and_getdents() {
     let n = h.read(root, &mut buf).expect("read");
     assert_eq!(
         &buf[..n],
-        &b"control\nscan\ndevice\nevents\nconfig\nversion\nstatus\nthermal\nhealth\ndevices\nstats\nlog\n"[..]
+        &b"control\nscan\ndevice\nevents\nconfig\nversion\nstatus\nthermal\nhealth\ndevices\nstats\nlog\nmmio\n"[..]
     );
     let mut buf = [0u8; 1024];
     let n = h.getdents(root, &mut buf, 0).expect("getdents");
@@ -37,7 +37,7 @@ fn root_listing_by_read_and_getdents() {
         names,
         [
             "control", "scan", "device", "events", "config", "version", "status", "thermal",
-            "health", "devices", "stats", "log"
+            "health", "devices", "stats", "log", "mmio"
         ]
     );
     assert_eq!(h.write(root, b"x"), Err(EISDIR));

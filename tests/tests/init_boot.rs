@@ -197,7 +197,9 @@ fn a_driver_that_never_signals_is_reported_and_the_boot_goes_on() {
         fs,
         programs,
         InitOptions {
-            readiness_deadline: Some(Duration::from_millis(300)),
+            // Every wait shares it, so it must leave the real daemons room to
+            // start on a loaded machine; only the silent driver ever reaches it.
+            readiness_deadline: Some(Duration::from_secs(5)),
         },
     )
     .expect("boot");
