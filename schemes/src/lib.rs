@@ -20,4 +20,4 @@ pub mod init;
 pub mod kernel;
 pub mod mock;
 
-pub use kernel::{Cred, Kernel, MachineConfig};
+pub use kernel::{ClockSource, Cred, Kernel, MachineConfig};

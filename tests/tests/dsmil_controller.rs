@@ -16,7 +16,7 @@ use redox_host::boot::{self, RunningDaemon};
 use redox_host::hw::amdvi::SimAmdVi;
 use redox_host::hw::dsmil_controller::SimDsmilController;
 use redox_host::hw::pci_function::{MSI_CAP_OFFSET, MSIX_CAP_OFFSET, SimFunctionSpec};
-use redox_host::{Cred, Kernel};
+use redox_host::{ClockSource, Cred, Kernel, MachineConfig};
 use syscall::error::{EACCES, EBUSY, EIO, ETIMEDOUT};
 
 const ADDR: PciAddress = PciAddress::new(0, 6, 0);
@@ -70,9 +70,15 @@ struct Machine {
     _iommud: Option<RunningDaemon>,
 }
 
+/// A machine whose clock moves only when a test advances it: a command's
+/// completion racing its timeout (100 ms by default) on a loaded host would
+/// otherwise decide a test's outcome.
 fn machine(spec: SimFunctionSpec, with_iommu: bool) -> Machine {
     capture_logs();
-    let k = Kernel::boot();
+    let k = Kernel::boot_with(MachineConfig {
+        clock: ClockSource::Manual,
+        ..MachineConfig::default()
+    });
     let ctrl = SimDsmilController::new(&k, spec).expect("controller");
     let (unit, iommud) = if with_iommu {
         let unit = SimAmdVi::new(&k);
@@ -360,7 +366,15 @@ fn a_device_that_never_completes_times_out_and_a_short_table_is_eio() {
     assert_full_table(&m, &mut ctrl);
 
     m.ctrl.set_unresponsive(true);
+    // The deadline passes when the clock is moved past it, once the driver set it.
+    let clock = m.k.clock().clone();
+    let armed = clock.armed();
+    let mover = std::thread::spawn(move || {
+        clock.wait_armed(armed + 1);
+        clock.advance(std::time::Duration::from_millis(20));
+    });
     assert_eq!(ctrl.read_device_table().unwrap_err().errno, ETIMEDOUT);
+    mover.join().expect("clock mover");
     assert_eq!(ctrl.stats().timeouts, 1);
     // Still working on it: the driver does not pile another command on top.
     assert_eq!(

@@ -109,7 +109,7 @@ proptest! {
     fn random_requests_are_answered_and_leave_nothing(reqs in prop::collection::vec(req(), 1..80)) {
         let sim = SimulatedDsmil::new(45);
         let clock = ManualClock::new();
-        let hw = sim.hardware().clock(Box::new(clock.clone()));
+        let hw = sim.hardware_timed_by(clock.clone()).clock(Box::new(clock.clone()));
         let mut h = SqeHarness::new(DsmilScheme::new(dsmil::Config::default(), hw));
         let mut open: Vec<usize> = Vec::new();
         for r in &reqs {

@@ -25,7 +25,9 @@ struct Rig {
 fn rig_with(config: dsmil::Config) -> Rig {
     let sim = SimulatedDsmil::new(45);
     let clock = ManualClock::new();
-    let hw = sim.hardware().clock(Box::new(clock.clone()));
+    let hw = sim
+        .hardware_timed_by(clock.clone())
+        .clock(Box::new(clock.clone()));
     Rig {
         h: SqeHarness::new(DsmilScheme::new(config, hw)),
         sim,

@@ -12,7 +12,7 @@ use iommu::{Bdf, Invalidation};
 use redox_host::boot::{self, RunningDaemon};
 use redox_host::hw::amdvi::{CommandExecution, SimAmdVi};
 use redox_host::hw::pci_function::{COMMAND_BUS_MASTER, DmaFault, SimFunctionSpec, SimPciFunction};
-use redox_host::{Cred, Kernel};
+use redox_host::{ClockSource, Cred, Kernel, MachineConfig};
 use syscall::error::{EACCES, EBUSY, ENOENT, ENOSPC, EOPNOTSUPP};
 
 const ADDR: PciAddress = PciAddress::new(0, 5, 0);
@@ -44,8 +44,14 @@ fn machine_with(config: iommu::Config) -> Machine {
     machine_on(config, CommandExecution::Inline)
 }
 
+/// The machine's clock moves only when a test advances it: iommud's lazy flush
+/// deadline (10 ms by default) must not pass just because the host was slow, or
+/// a test's own flush finds the queue already empty.
 fn machine_on(config: iommu::Config, execution: CommandExecution) -> Machine {
-    let k = Kernel::boot();
+    let k = Kernel::boot_with(MachineConfig {
+        clock: ClockSource::Manual,
+        ..MachineConfig::default()
+    });
     let unit = SimAmdVi::with_execution(&k, execution);
     let dev = SimPciFunction::new(&k, SimFunctionSpec::dsmil_like(ADDR, 4)).expect("function");
     dev.config_write_u32(0x04, u32::from(COMMAND_BUS_MASTER))
@@ -370,20 +376,21 @@ fn the_flush_timeout_runs_from_the_time_scheme() {
     d.set_invalidation(Invalidation::Lazy).expect("lazy");
     let buf = m.k.phys().alloc(PAGE as usize, false).expect("ram");
     let iova = d.map(buf, PAGE, MapFlags::READ_WRITE, None).expect("map");
+    let armed = m.k.clock().armed();
     d.unmap(iova).expect("unmap");
-    // One more request so the daemon has armed its timer before time moves.
-    d.query().expect("query");
-    m.k.clock().advance(std::time::Duration::from_millis(50));
-    // The flush happens on the daemon thread; wait for its effect.
-    let mut flushed = false;
-    for _ in 0..1_000_000 {
-        if stat(&read_text("/scheme/iommu/stats"), "lazy_flushes") == 1 {
-            flushed = true;
-            break;
-        }
+    // iommud arms its flush deadline once it has no requests left: wait for that,
+    // then move the clock to the deadline (moving it first would move the deadline).
+    m.k.clock().wait_armed(armed + 1);
+    assert_eq!(stat(&read_text("/scheme/iommu/stats"), "lazy_flushes"), 0);
+    m.k.clock()
+        .advance(std::time::Duration::from_millis(u64::from(
+            iommu::Config::default().flush_timeout_ms,
+        )));
+    // The flush happens on the daemon thread when it takes the timer's event.
+    while stat(&read_text("/scheme/iommu/stats"), "lazy_flushes") == 0 {
         std::thread::yield_now();
     }
-    assert!(flushed, "no flush after the timeout");
+    assert_eq!(stat(&read_text("/scheme/iommu/stats"), "lazy_flushes"), 1);
 }
 
 #[test]

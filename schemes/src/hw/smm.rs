@@ -338,11 +338,24 @@ impl SimulatedDsmil {
 
     /// dsmild's view: the legacy SMI path over the simulated ports (default
     /// policy: 50 ms budget, 10 identical polls = hung, 2 retries), the
-    /// register blocks, the sensor, and the system monotonic clock.
+    /// register blocks, the sensor, and the system monotonic clock. The SMI
+    /// budget is timed by the `time` scheme's clock ([`dsmil::platform::RedoxClock`]),
+    /// as dsmild's own startup does (`daemon/src/startup.rs`), so a machine with a
+    /// manual clock decides "hung" by polls alone, however slow the host.
     pub fn hardware(&self) -> dsmil::Hardware {
+        self.hardware_timed_by(dsmil::platform::RedoxClock)
+    }
+
+    /// [`SimulatedDsmil::hardware`] with the SMI budget timed by `clock`: for
+    /// tests that drive the scheme without a kernel (and so without a `time`
+    /// scheme), which pass a [`dsmil::platform::ManualClock`].
+    pub fn hardware_timed_by(
+        &self,
+        clock: impl dsmil::platform::Clock + Send + 'static,
+    ) -> dsmil::Hardware {
         let smi = dsmil::platform::LegacySmi::new(
             self.firmware.ports(),
-            dsmil::platform::MonotonicClock::new(),
+            clock,
             dsmil::platform::SmiPolicy::default(),
         );
         dsmil::Hardware::with_firmware(self.smm_thermal(), Box::new(smi))
@@ -358,9 +371,11 @@ mod tests {
     #[test]
     fn answers_the_legacy_protocol_and_counts() {
         let sim = SimulatedDsmil::new(40);
+        // A clock that stands still: "hung" is decided by polls, never by how
+        // long the host took to make them.
         let mut smi = dsmil::platform::LegacySmi::new(
             sim.firmware.ports(),
-            dsmil::platform::MonotonicClock::new(),
+            dsmil::platform::ManualClock::new(),
             dsmil::platform::SmiPolicy::default(),
         );
         let t = Token::new(0x8001).unwrap();

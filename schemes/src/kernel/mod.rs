@@ -24,6 +24,7 @@ use ::syscall::error::{EEXIST, Error, Result};
 use crate::hw::ivrs::IvmdUnity;
 use crate::mock::acpi::{AcpiScheme, AcpiTables};
 use crate::mock::clock::Clock;
+pub use crate::mock::clock::ClockSource;
 use crate::mock::phys::{PhysLayout, RamOrder};
 use crate::mock::{
     irq::IrqScheme, memory::MemoryScheme, pci::PciScheme, phys::PhysArena, time::TimeScheme,
@@ -61,6 +62,10 @@ pub struct MachineConfig {
     /// reach untranslated: `physical@` maps it, and the IVRS reports it as an IVMD
     /// unity range (page aligned; `None` = the firmware reserves nothing).
     pub reserved_memory: Option<(u64, usize)>,
+    /// Where the monotonic clock's time comes from: the host's clock (default, as a
+    /// real machine) or advances only ([`ClockSource::Manual`], for tests whose
+    /// outcome must not depend on how fast the host runs).
+    pub clock: ClockSource,
 }
 
 impl Default for MachineConfig {
@@ -71,6 +76,7 @@ impl Default for MachineConfig {
             high_memory: 512 << 20,
             ram_order: RamOrder::LowFirst,
             reserved_memory: None,
+            clock: ClockSource::Host,
         }
     }
 }
@@ -99,7 +105,7 @@ impl Kernel {
     /// Boots a machine: RAM, and the schemes `memory`, `irq`, `pci`, `acpi`, `time`.
     pub fn boot_with(config: MachineConfig) -> Arc<Kernel> {
         let hub = Arc::new(EventHub::default());
-        let clock = Arc::new(Clock::new());
+        let clock = Arc::new(Clock::with_source(config.clock));
         let phys = Arc::new(PhysArena::with_layout(&PhysLayout {
             low: config.low_memory,
             high: config.high_memory,

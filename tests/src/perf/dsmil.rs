@@ -30,7 +30,9 @@ pub fn run() {
 
 fn chunk_handler() {
     let sim = SimulatedDsmil::new(40);
-    let hw = sim.hardware().clock(Box::new(ManualClock::new()));
+    let hw = sim
+        .hardware_timed_by(ManualClock::new())
+        .clock(Box::new(ManualClock::new()));
     let mut h = SqeHarness::new(DsmilScheme::new(dsmil::Config::default(), hw));
     let Ok(ctl) = h.open("control", syscall::flag::O_RDWR) else {
         println!("chunk_handler_over_memcpy=skipped (cannot open control)");
