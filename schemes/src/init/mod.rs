@@ -53,7 +53,8 @@ pub type Program = Arc<dyn Fn(Startup) -> Result<(), String> + Send + Sync>;
 pub struct InitOptions {
     /// Test only: give up waiting for a service's or driver's readiness after this
     /// long (reported as [`BootEvent::NotReady`] / [`BootEvent::DriverNotReady`]).
-    /// `None`, as on Redox: wait for ever.
+    /// `None`, as on Redox: wait for ever. A `oneshot` is waited for until it ends
+    /// either way (pcid-spawner's own driver waits are the bounded ones).
     pub readiness_deadline: Option<Duration>,
 }
 
