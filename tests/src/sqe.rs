@@ -256,26 +256,28 @@ impl<S: SchemeSync> SqeHarness<S> {
         self.regular(s)
     }
 
-    /// Getdents into `buf` from `opaque`.
+    /// Getdents into `buf` from `opaque`: a standard fs call, as relibc sends it
+    /// (kind, opaque offset and header size where metadata goes; no credentials).
     pub fn getdents(&mut self, id: usize, buf: &mut [u8], opaque: u64) -> Result<usize, i32> {
         let s = sqe(
-            Opcode::Getdents,
+            Opcode::StdFsCall,
             [
                 id as u64,
                 buf.as_mut_ptr() as u64,
                 buf.len() as u64,
-                size_of::<DirentHeader>() as u64,
+                syscall::flag::StdFsCallKind::Getdents as u64,
                 opaque,
-                self.creds(),
+                size_of::<DirentHeader>() as u64,
             ],
             self.pid,
         );
         self.regular(s)
     }
 
-    /// The last close of a description: a one-way `CloseMsg`.
+    /// The last close of a description: `CloseMsg`, tag 0 and caller 0 as the
+    /// kernel sends it (`src/scheme/user.rs` `UserScheme::close`).
     pub fn close(&mut self, id: usize) {
-        let s = sqe(Opcode::CloseMsg, [id as u64, 0, 0, 0, 0, 0], self.pid);
+        let s = sqe(Opcode::CloseMsg, [id as u64, 0, 0, 0, 0, 0], 0);
         self.dispatch(s);
     }
 }

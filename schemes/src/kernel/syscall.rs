@@ -10,7 +10,7 @@ use std::time::Instant;
 use syscall::data::NewFdParams;
 use syscall::dirent::DirentHeader;
 use syscall::error::{EACCES, EBADF, EINVAL, EIO, ENOENT, ENOSYS, ENOTDIR, Error, Result};
-use syscall::flag::{self as rflag, EventFlags};
+use syscall::flag::{self as rflag, EventFlags, StdFsCallKind};
 use syscall::schemev2::{NewFdFlags, Opcode, Sqe};
 
 use event::raw::RawEventV1;
@@ -24,6 +24,9 @@ use super::process::Context;
 use super::user_scheme::{Reply, SchemeSocket};
 
 const SCHEME_PREFIX: &str = "/scheme/";
+
+/// The kernel's tail buffer a user-scheme path is copied into: one page.
+const TAIL_BUFFER: usize = 4096;
 
 impl Context {
     pub(super) fn caller(&self) -> Caller {
@@ -123,10 +126,15 @@ impl Context {
     }
 
     /// OpenAt on a userspace scheme: the request carries the path and the caller.
+    /// The path is copied into the kernel's one-page tail buffer, so a longer one is
+    /// `EINVAL` (`UserInner::copy_and_capture_tail` in `src/scheme/user.rs`).
     fn open_user(&self, dir: &Description, path: &str, flags: usize) -> Result<Arc<Description>> {
         let DescKind::UserFile { socket, number } = &dir.kind else {
             return Err(Error::new(ENOTDIR));
         };
+        if path.len() > TAIL_BUFFER {
+            return Err(Error::new(EINVAL));
+        }
         let sqe = self.sqe(
             Opcode::OpenAt,
             [
@@ -415,19 +423,26 @@ impl Context {
     }
 
     /// `getdents(fd, buf, opaque)`.
+    ///
+    /// relibc lists a directory with a standard fs call (`CallFlags::STD_FS`,
+    /// `StdFsCallMeta { kind: Getdents, arg1: opaque, arg2: header size }`), so a
+    /// user scheme receives `Opcode::StdFsCall` with the kind, opaque offset and
+    /// header size in `args[3..6]` and no credentials; the kernel's own
+    /// `UserScheme::getdents` (`Opcode::Getdents`) is unreachable
+    /// (`shared/notes/redox-real.md` §3; redox-scheme turns it back into `getdents`).
     pub fn getdents(&self, fd: usize, buf: &mut [u8], opaque: u64) -> Result<usize> {
         let desc = self.process.get(fd)?;
         match &desc.kind {
             DescKind::UserFile { socket, number } => {
                 let sqe = self.sqe(
-                    Opcode::Getdents,
+                    Opcode::StdFsCall,
                     [
                         *number as u64,
                         buf.as_mut_ptr() as u64,
                         buf.len() as u64,
-                        size_of::<DirentHeader>() as u64,
+                        StdFsCallKind::Getdents as u64,
                         opaque,
-                        self.creds_arg(),
+                        size_of::<DirentHeader>() as u64,
                     ],
                 );
                 Self::regular(socket.request(sqe)?)

@@ -504,3 +504,58 @@ fn tag_of(sqe: Sqe) -> redox_scheme::Tag {
     };
     redox_scheme::scheme::IntoTag::into_tag(call)
 }
+
+/// redox-real.md §3: relibc's getdents is a standard fs call, so a user scheme gets
+/// `Opcode::StdFsCall` — kind `Getdents`, the opaque offset and the header size in
+/// `args[3..6]`, no credentials — never `Opcode::Getdents`
+/// (`UserScheme::getdents` in `src/scheme/user.rs` is unreachable).
+#[test]
+fn getdents_reaches_a_user_scheme_as_a_std_fs_call() {
+    let k = Kernel::boot();
+    let (me, _g) = k.enter("rawd", Cred::ROOT);
+    let raw = Raw::register("raw");
+    let dir = raw.file(2);
+    let lister = k.spawn_in(&me, move || {
+        let mut buf = [0u8; 256];
+        call::getdents(dir, &mut buf, 7)
+    });
+    let req = raw.next();
+    let sqe = sqe_of(&req);
+    assert_eq!(sqe.opcode, Opcode::StdFsCall as u8);
+    assert_eq!(sqe.args[0], 2);
+    assert_eq!(sqe.args[2], 256);
+    assert_eq!(
+        &sqe.args[3..],
+        &[
+            syscall::flag::StdFsCallKind::Getdents as u64,
+            7,
+            size_of::<syscall::dirent::DirentHeader>() as u64
+        ]
+    );
+    let RequestKind::Call(call) = req.kind() else {
+        panic!("getdents is a call request");
+    };
+    // redox-scheme turns it back into `getdents`; the default is ENOTDIR.
+    raw.answer(call.handle_sync(&mut Defaults, &mut SchemeState::new()));
+    assert_eq!(lister.join().ok(), Some(Err(err(syscall::error::ENOTDIR))));
+}
+
+/// `UserInner::copy_and_capture_tail` in `src/scheme/user.rs`: an open's path is
+/// copied into a one-page buffer; a longer path is `EINVAL` and never reaches the
+/// scheme.
+#[test]
+fn a_path_longer_than_a_page_never_reaches_the_scheme() {
+    let run = Running::start();
+    let (_me, _g) = run.kernel.enter("client", Cred::ROOT);
+    let long = format!("/scheme/probe/{}", "x".repeat(4097));
+    assert_eq!(call::open(&long, flag::O_RDONLY, 0), Err(err(EINVAL)));
+    let page = format!("/scheme/probe/{}", "y".repeat(4096));
+    let fd = call::open(&page, flag::O_RDONLY, 0).expect("a page fits");
+    run.barrier();
+    assert_eq!(
+        run.log().opens.len(),
+        2,
+        "the page-long open and the barrier"
+    );
+    let _ = call::close(fd);
+}
