@@ -210,12 +210,22 @@ mod tests {
                 return;
             }
         };
-        // Without hugepages (the host) runs are as long as the kernel happened to
-        // make them: ask for the largest power of two the longest run holds.
-        let run = ram.longest_run();
-        assert!(run >= PAGE);
-        let len = (1usize << run.ilog2()).min(HUGEPAGE);
-        let phys = ram.alloc(len).expect("a block the longest run holds");
+        // Without hugepages (the host) runs are as long and wherever the kernel
+        // happened to make them, and the buddy allocator hands out naturally aligned
+        // blocks: ask for the largest one some run holds at its alignment (a 3-page
+        // run from an odd frame holds no aligned 2-page block).
+        assert!(ram.longest_run() >= PAGE);
+        let len = ram
+            .runs
+            .iter()
+            .filter_map(|r| {
+                let end = r.phys + r.len as u64;
+                std::iter::successors(Some(HUGEPAGE), |s| (*s > PAGE).then_some(s / 2))
+                    .find(|&s| r.phys.next_multiple_of(s as u64) + s as u64 <= end)
+            })
+            .max()
+            .expect("a run of at least one page");
+        let phys = ram.alloc(len).expect("a block some run holds aligned");
         assert_eq!(phys % len as u64, 0, "naturally aligned");
         let host = ram.host_ptr(phys, len).expect("host address");
         let frames = physical_frames(host, len).expect("frames");
