@@ -118,6 +118,9 @@ pub struct Iommu {
     pending: VecDeque<FaultRecord>,
     history: VecDeque<FaultRecord>,
     counters: Counters,
+    /// An initialised unit caches not-present entries (read at bring-up:
+    /// the capability does not change, and MAP asks on every call).
+    np_cache: bool,
     pub(crate) accounts: Accounts,
     pub(crate) topology: Topology,
 }
@@ -150,6 +153,7 @@ impl Iommu {
             pending: VecDeque::new(),
             history: VecDeque::new(),
             counters: Counters::default(),
+            np_cache: false,
             topology: Topology::default(),
         }
     }
@@ -249,6 +253,10 @@ impl Iommu {
                 newly += 1;
             }
         }
+        self.np_cache = self
+            .units
+            .iter()
+            .any(|u| u.is_initialised() && u.capabilities().caches_not_present);
         Ok((newly, attempted))
     }
 
@@ -430,9 +438,7 @@ impl Iommu {
 
     /// Whether a unit caches not-present entries (NpCache, Caching Mode).
     pub fn caches_not_present(&self) -> bool {
-        self.units
-            .iter()
-            .any(|u| u.is_initialised() && u.capabilities().caches_not_present)
+        self.np_cache
     }
 
     /// Frees the page-table pages domain `id`'s tables detached outside an
