@@ -235,3 +235,32 @@ fn a_timed_out_strict_unmap_is_eio_and_quarantines_the_iova() {
     assert!(r.iommu.page_tables() < tables + 2, "tables released");
     assert_eq!(r.iommu.map(1, ROOT, page, PAGE, RW, Some(x)), Ok(x));
 }
+
+/// A level growth changes only quadword 0 (root and Mode) of the entries of
+/// the domain's devices: one atomic store, so the device is never blocked
+/// in between — its DMA keeps working across a MAP that grows the tables.
+#[test]
+fn a_level_growth_never_blocks_the_device() {
+    let rid = 0x30;
+    let mut r = rig(SimAmdViOptions::default(), &[rid]);
+    r.domain(1, Invalidation::Strict, rid);
+    let (low, high) = (r.page(), r.page());
+    r.iommu
+        .map(1, ROOT, low, PAGE, RW, Some(0x7000))
+        .expect("map");
+    let levels = |r: &Rig| r.iommu.domain(1).expect("domain").domain.levels();
+    assert_eq!(levels(&r), 3);
+    r.unit.observed_entries();
+    r.iommu
+        .map(1, ROOT, high, PAGE, RW, Some(1 << 40))
+        .expect("map beyond 39 bits");
+    assert_eq!(levels(&r), 4);
+    let seen = r.unit.observed_entries();
+    assert!(!seen.is_empty());
+    for (_, d) in &seen {
+        assert!(d.mode == 3 || d.mode == 4, "blocked in between: {d:?}");
+        assert_eq!(d.domain, 1);
+    }
+    assert_eq!(r.read(rid, 0x7000), Some(low));
+    assert_eq!(r.read(rid, 1 << 40), Some(high));
+}

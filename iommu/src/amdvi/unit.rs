@@ -162,7 +162,7 @@ impl AmdViUnit {
     /// quadword at a time (Linux: two 128-bit halves, `update_dte256`), and
     /// the DomainID (quadword 1) sits apart from V, Mode, the root and IR/IW
     /// (quadword 0). So:
-    /// 1. if the old entry lets DMA through and the translation half
+    /// 1. if the old entry lets DMA through and a quadword other than 0
     ///    changes, quadword 0 first becomes [`DeviceTableEntry::BLOCKED`]
     ///    (permissions cleared first when disabling or moving; V itself stays
     ///    set, because V = 0 would let DMA through untranslated);
@@ -176,13 +176,12 @@ impl AmdViUnit {
     pub fn set_device_entry(&mut self, rid: u16, entry: DeviceTableEntry) -> Result<()> {
         let off = usize::from(rid) * DTE_SIZE as usize;
         let new = entry.to_quadwords();
-        let old = [
-            self.device_table.read_u64(off),
-            self.device_table.read_u64(off + 8),
-        ];
+        let old: [u64; 4] = core::array::from_fn(|i| self.device_table.read_u64(off + i * 8));
         let blocked = DeviceTableEntry::BLOCKED.to_quadwords()[0];
+        // Only quadword 0 changing (the root and Mode after a level growth)
+        // is one atomic store: no need to block in between.
         if DeviceTableEntry::from_quadwords(old[0], old[1]).lets_dma_through()
-            && old != [new[0], new[1]]
+            && old[1..] != new[1..]
         {
             self.store_entry_word(off, blocked);
         }
