@@ -7,8 +7,9 @@
 //! answering the client), and [`Domain::unmap_deferred`] +
 //! [`Domain::release_iova`] let a lazy flush queue keep the IOVA out of
 //! circulation until a later flush has completed. Page-table pages emptied
-//! by an unmap are never freed here either: they wait in the tables' gather
-//! list ([`Domain::take_gathered_tables`]) for the caller's invalidation.
+//! by an unmap are never freed here either: they stay linked until the
+//! caller prunes them ([`Domain::prune_tables`]) into the gather list
+//! ([`Domain::take_gathered_tables`]) right before its invalidation.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -305,6 +306,14 @@ impl Domain {
     /// then [`free_tables`](Self::free_tables) returns them.
     pub fn take_gathered_tables(&mut self) -> Vec<u64> {
         self.tables.take_gathered()
+    }
+
+    /// Detaches the page-table pages under `[iova, iova + size)` that
+    /// unmaps left empty into the gather list (see
+    /// [`PageTable::prune`]): call it right before the invalidation that
+    /// covers the range.
+    pub fn prune_tables<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, iova: u64, size: u64) {
+        self.tables.prune(mem, iova, size);
     }
 
     /// Frees page-table pages from [`take_gathered_tables`](Self::take_gathered_tables).

@@ -117,6 +117,14 @@ impl FlushQueue {
         out
     }
 
+    /// The IOVA ranges `(iova, size)` of the unmaps waiting.
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|(d, _)| d.unmapped.as_ref())
+            .map(|u| (u.iova, u.size))
+    }
+
     /// Entries waiting.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -278,7 +278,9 @@ impl PageTable {
                 if cur > iova {
                     self.clear(mem, self.root, self.levels, iova, cur);
                 }
-                self.prune_path(mem, cur);
+                // Tables this call linked in (and any other empty ones in
+                // the range) go to the gather list.
+                self.prune(mem, iova, end - iova);
                 return Err(error);
             }
         }
@@ -327,7 +329,11 @@ impl PageTable {
         let mut written = 0;
         let result = loop {
             let slot = table + idx * 8;
-            if format.decode(mem.read_u64(slot), leaf_level) != Entry::Absent {
+            if format.decode(mem.read_u64(slot), leaf_level) != Entry::Absent
+                && !(leaf_level > 1 && self.prune_slot(mem, table, leaf_level, *cur, *cur + size))
+            {
+                // A leaf, or a table with something mapped below it. (An
+                // emptied table an unmap left linked is pruned instead.)
                 break Err(Error::new(EEXIST));
             }
             mem.write_u64(slot, format.leaf(phys, leaf_level, access));
@@ -349,9 +355,9 @@ impl PageTable {
 
     /// Unmaps `[iova, iova + size)`, which must be mapped in full
     /// (`ENOENT` otherwise, and nothing changes). Superpages that straddle
-    /// either end are split first; emptied tables are detached into the
-    /// gather list ([`take_gathered`](Self::take_gathered)), never freed
-    /// here. `ENOMEM` can only come from a split and leaves every
+    /// either end are split first; emptied tables stay linked until
+    /// [`prune`](Self::prune) detaches them into the gather list
+    /// ([`take_gathered`](Self::take_gathered)), never freed here. `ENOMEM` can only come from a split and leaves every
     /// translation as it was.
     pub fn unmap<M: PageTableMemory + ?Sized>(
         &mut self,
@@ -438,8 +444,9 @@ impl PageTable {
         Ok(())
     }
 
-    /// Clears every leaf in `[start, end)` (leaves are already split to fit)
-    /// and detaches tables that become empty. Never allocates, never fails.
+    /// Clears every leaf in `[start, end)` (leaves are already split to fit).
+    /// Tables that become empty stay linked (see [`prune`](Self::prune)).
+    /// Never allocates, never fails.
     fn clear<M: PageTableMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -465,11 +472,6 @@ impl PageTable {
                     next_level,
                 } if level > 1 && next_level == level - 1 => {
                     self.clear(mem, child, level - 1, cur, entry_end);
-                    if self.count(child) == 0 {
-                        mem.write_u64(slot, 0);
-                        self.detach(child);
-                        cleared += 1;
-                    }
                 }
                 _ => {}
             }
@@ -478,31 +480,76 @@ impl PageTable {
         self.add_count(table, -cleared);
     }
 
-    /// Detaches empty tables on the walk to `iova` (after a failed map).
-    fn prune_path<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, iova: u64) {
-        if covers(self.levels, iova) {
-            let mut path = Vec::with_capacity(usize::from(self.levels));
-            let mut table = self.root;
-            let mut level = self.levels;
-            while level > 1 {
-                let slot = table + index(level, iova) * 8;
-                let Entry::Table { table: child, .. } =
-                    self.format.decode(mem.read_u64(slot), level)
-                else {
-                    break;
-                };
-                path.push((table, slot, child));
-                table = child;
-                level -= 1;
-            }
-            for (parent, slot, child) in path.into_iter().rev() {
+    /// Detaches every table under `[iova, iova + size)` that holds nothing
+    /// (no leaf below it) into the gather list, clearing the directory
+    /// entries that pointed at them; the root stays. Unmaps leave emptied
+    /// tables linked, so a map before the next invalidation reuses them; the
+    /// caller prunes right before the invalidation that lets it free them.
+    pub fn prune<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, iova: u64, size: u64) {
+        let end = iova.saturating_add(size);
+        let reach = if 12 + 9 * u32::from(self.levels) >= 64 {
+            u64::MAX
+        } else {
+            1u64 << (12 + 9 * u32::from(self.levels))
+        };
+        if iova < reach {
+            self.prune_level(mem, self.root, self.levels, iova, end.min(reach));
+        }
+    }
+
+    /// [`prune`](Self::prune) of everything the table reaches.
+    pub fn prune_all<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M) {
+        self.prune(mem, 0, u64::MAX);
+    }
+
+    fn prune_level<M: PageTableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        table: u64,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) {
+        if level <= 1 || self.count(table) == 0 {
+            return;
+        }
+        let size = entry_size(level);
+        let mut cur = start;
+        while cur < end {
+            let entry_end = (cur & !(size - 1)).saturating_add(size).min(end);
+            self.prune_slot(mem, table, level, cur, entry_end);
+            cur = entry_end;
+        }
+    }
+
+    /// Prunes below the entry of `table` (a level-`level` table) covering
+    /// `[start, end)`, and detaches its child if that is left empty. True
+    /// if the entry is now absent.
+    fn prune_slot<M: PageTableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        table: u64,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> bool {
+        let slot = table + index(level, start) * 8;
+        match self.format.decode(mem.read_u64(slot), level) {
+            Entry::Absent => true,
+            Entry::Table {
+                table: child,
+                next_level,
+            } if level > 1 && next_level == level - 1 => {
+                self.prune_level(mem, child, level - 1, start, end);
                 if self.count(child) != 0 {
-                    break;
+                    return false;
                 }
                 mem.write_u64(slot, 0);
                 self.detach(child);
-                self.add_count(parent, -1);
+                self.add_count(table, -1);
+                true
             }
+            _ => false,
         }
     }
 

@@ -465,6 +465,9 @@ impl Iommu {
     /// Keeps an IOVA range and page-table pages whose invalidation did not
     /// complete out of circulation until a later flush completes.
     fn quarantine(&mut self, id: u16, unmapped: Option<crate::domain::Unmapped>, tables: Vec<u64>) {
+        if unmapped.is_none() && tables.is_empty() {
+            return;
+        }
         if let Some(d) = self.domains.get_mut(&id) {
             let generation = d.generations.next();
             d.queue.push(Deferred { unmapped, tables }, generation);
@@ -661,6 +664,8 @@ impl Iommu {
         match d.invalidation {
             Invalidation::Strict => {
                 let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
+                d.domain
+                    .prune_tables(&mut self.memory, unmapped.iova, unmapped.size);
                 let tables = d.domain.take_gathered_tables();
                 self.counters.strict_invalidations += 1;
                 // With PDE=1 the range invalidation also drops the directory
@@ -684,6 +689,8 @@ impl Iommu {
                 }
             }
             Invalidation::Lazy => {
+                // Emptied tables stay linked (a map before the flush reuses
+                // them); the flush prunes and frees them.
                 let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
                 let tables = d.domain.take_gathered_tables();
                 let deferred = Deferred {
@@ -715,12 +722,23 @@ impl Iommu {
         }
         d.generations.started += 1;
         let generation = d.generations.started;
-        Self::invalidate(&mut self.units, id, 0, u64::MAX)?;
+        // Tables the queued unmaps emptied leave the tree now, before the
+        // invalidation (PDE=1, whole domain) that lets them be freed.
+        let ranges: Vec<(u64, u64)> = d.queue.ranges().collect();
+        for (iova, size) in ranges {
+            d.domain.prune_tables(&mut self.memory, iova, size);
+        }
+        let pruned = d.domain.take_gathered_tables();
+        if let Err(error) = Self::invalidate(&mut self.units, id, 0, u64::MAX) {
+            self.quarantine(id, None, pruned);
+            return Err(error);
+        }
         self.counters.lazy_flushes += 1;
+        Domain::free_tables(&mut self.memory, pruned);
         let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
         d.generations.completed = generation;
         let released = d.queue.release(generation);
-        let count = released.len();
+        let count = released.iter().filter(|r| r.unmapped.is_some()).count();
         for deferred in released {
             Domain::free_tables(&mut self.memory, deferred.tables);
             if let Some(unmapped) = deferred.unmapped {

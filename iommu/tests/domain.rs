@@ -254,6 +254,7 @@ fn hostile_arguments_give_errors_not_panics() {
     }
     assert_eq!(d.mapping_count(), 0);
     // Emptied tables wait for the caller's invalidation, then go back.
+    d.prune_tables(&mut mem, 0, u64::MAX);
     let gathered = d.take_gathered_tables();
     assert_eq!(mem.live_tables(), 1 + gathered.len());
     Domain::free_tables(&mut mem, gathered);

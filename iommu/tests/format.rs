@@ -123,6 +123,7 @@ fn a_ps_format_writes_its_own_bits() {
         PAGE_1G - PAGE_2M - PAGE_4K,
     )
     .unwrap();
+    pt.prune_all(&mut mem);
     for t in pt.take_gathered() {
         mem.free_table(t);
     }

@@ -18,9 +18,10 @@ fn setup() -> (TableArena, PageTable) {
     (mem, pt)
 }
 
-/// Frees the tables unmaps detached (what iommud does once the
-/// invalidation covering them completed); returns how many.
+/// Detaches the tables unmaps emptied and frees them (what iommud does
+/// around the invalidation covering them); returns how many.
 fn free_gathered(pt: &mut PageTable, mem: &mut TableArena) -> usize {
+    pt.prune_all(mem);
     let tables = pt.take_gathered();
     for &t in &tables {
         assert!(
@@ -167,14 +168,19 @@ fn grows_from_three_to_four_levels() {
     );
     pt.unmap(&mut mem, 0x1000, PAGE_4K).unwrap();
     pt.unmap(&mut mem, 1 << 39, PAGE_4K).unwrap();
-    assert_eq!(pt.table_count(), 1, "only the new root is in the tree");
     let live = mem.live_tables();
+    assert_eq!(
+        pt.table_count(),
+        live,
+        "emptied tables stay linked, none freed"
+    );
+    assert_eq!(pt.gathered_count(), 0);
     assert_eq!(
         free_gathered(&mut pt, &mut mem),
         live - 1,
-        "every other table waits in the gather list, none was freed"
+        "pruning detaches every table but the root"
     );
-    assert_eq!(mem.live_tables(), 1);
+    assert_eq!((pt.table_count(), mem.live_tables()), (1, 1));
 }
 
 #[test]
@@ -207,14 +213,34 @@ fn unmap_splits_superpages_and_frees_tables() {
     pt.unmap(&mut mem, PAGE_1G, hole - PAGE_1G).unwrap();
     pt.unmap(&mut mem, hole + PAGE_4K, 2 * PAGE_1G - hole - PAGE_4K)
         .unwrap();
-    assert_eq!(pt.table_count(), 1);
     assert_eq!(
-        mem.live_tables(),
-        3,
+        (pt.table_count(), mem.live_tables()),
+        (3, 3),
         "emptied tables are not freed by unmap"
     );
+    // A 2 MiB map where an emptied table is still linked reuses the slot.
+    pt.map(&mut mem, PAGE_1G, 0, PAGE_2M, RW, PagePolicy::Largest)
+        .unwrap();
+    assert_eq!(pt.translate(&mem, PAGE_1G).unwrap().page_size, PAGE_2M);
+    assert_eq!(pt.gathered_count(), 0, "entry 0 had no table below it");
+    pt.map(
+        &mut mem,
+        hole & !(PAGE_2M - 1),
+        0,
+        PAGE_2M,
+        RW,
+        PagePolicy::Largest,
+    )
+    .unwrap();
+    assert_eq!(
+        pt.gathered_count(),
+        1,
+        "the emptied level-1 table was detached"
+    );
+    pt.unmap(&mut mem, PAGE_1G, PAGE_2M).unwrap();
+    pt.unmap(&mut mem, hole & !(PAGE_2M - 1), PAGE_2M).unwrap();
     assert_eq!(free_gathered(&mut pt, &mut mem), 2);
-    assert_eq!(mem.live_tables(), 1);
+    assert_eq!((pt.table_count(), mem.live_tables()), (1, 1));
 }
 
 #[test]
