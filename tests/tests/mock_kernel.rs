@@ -334,19 +334,22 @@ fn interrupting_a_blocked_caller_sends_cancel_and_returns_eintr() {
 }
 
 #[test]
-fn io_port_privilege_is_granted_to_root_only() {
+fn io_port_privilege_is_granted_per_thread_without_a_uid_check() {
+    // kernel src/scheme/proc.rs: Iopl marks context::current(), the calling
+    // thread; holding one's own thread handle is the capability.
     let k = Kernel::boot();
-    let user = k.spawn(
-        "user-driver",
-        Cred::USER,
-        dsmil::platform::acquire_port_io_rights,
-    );
-    assert_eq!(
-        user.join().ok(),
-        Some(Err(syscall::Error::new(syscall::error::EPERM)))
-    );
-    let (me, _g) = k.enter("dsmild", Cred::ROOT);
+    let (me, _g) = k.enter("dsmild", Cred::USER);
     assert!(!me.has_io_privilege());
-    dsmil::platform::acquire_port_io_rights().expect("root gets Iopl");
+    dsmil::platform::acquire_port_io_rights().expect("Iopl on one's own thread");
     assert!(me.has_io_privilege(), "the Iopl verb reached the kernel");
+    // Another thread of the same process has no grant of its own.
+    let other = k.spawn_in(&me, {
+        let me = me.clone();
+        move || me.has_io_privilege()
+    });
+    assert_eq!(
+        other.join().ok(),
+        Some(false),
+        "not inherited by other threads"
+    );
 }

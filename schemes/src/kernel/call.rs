@@ -19,7 +19,7 @@
 use std::mem::size_of;
 use std::sync::Arc;
 
-use syscall::error::{EBADF, EINVAL, EOPNOTSUPP, EPERM, EXDEV, Error, Result};
+use syscall::error::{EBADF, EINVAL, EOPNOTSUPP, EXDEV, Error, Result};
 use syscall::flag::{self as rflag, CallFlags};
 use syscall::schemev2::{Cqe, Opcode, Sqe, SqeFlags};
 
@@ -162,14 +162,15 @@ impl Context {
         })
     }
 
-    /// Verbs on a thread handle. Only `Iopl` is emulated: root gets (simulated) I/O
-    /// port privilege, anyone else `EPERM`, as on Redox.
+    /// Verbs on a thread handle. Only `Iopl` is emulated: the calling thread gets
+    /// (simulated) I/O port privilege.
     fn thread_call(&self, metadata: &[u64]) -> Result<usize> {
         match metadata.first() {
+            // kernel `src/scheme/proc.rs` `kcall`: Iopl sets `userspace_io_allowed`
+            // on `context::current()` — the calling thread, whichever thread the
+            // handle names — with no uid check: holding a thread handle is the
+            // capability (redox-real.md §8).
             Some(&verb) if verb == rflag::ProcSchemeVerb::Iopl as u64 => {
-                if self.process.uid != 0 {
-                    return Err(Error::new(EPERM));
-                }
                 self.process.grant_io_privilege();
                 Ok(0)
             }

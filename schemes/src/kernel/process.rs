@@ -54,7 +54,8 @@ pub struct Process {
     /// Memory mapped through kernel schemes, by host address.
     pub mappings: Mutex<BTreeMap<usize, MmapGrant>>,
     null_namespace: AtomicBool,
-    io_privilege: AtomicBool,
+    /// Threads the kernel let run `in`/`out` (`Iopl` is per thread).
+    io_threads: Mutex<std::collections::HashSet<std::thread::ThreadId>>,
 }
 
 impl Process {
@@ -67,7 +68,7 @@ impl Process {
             fds: Mutex::new(BTreeMap::new()),
             mappings: Mutex::new(BTreeMap::new()),
             null_namespace: AtomicBool::new(false),
-            io_privilege: AtomicBool::new(false),
+            io_threads: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -152,13 +153,16 @@ impl Process {
         self.null_namespace.load(Ordering::Acquire)
     }
 
-    /// Whether the kernel granted this process x86 I/O port privilege (`Iopl`).
+    /// Whether the kernel granted the *calling thread* of this process x86 I/O
+    /// port privilege (`Iopl`): the grant is per thread and not inherited
+    /// (kernel `src/scheme/proc.rs`: `context::current()`).
     pub fn has_io_privilege(&self) -> bool {
-        self.io_privilege.load(Ordering::Acquire)
+        lock(&self.io_threads).contains(&std::thread::current().id())
     }
 
+    /// Grants the calling thread I/O port privilege.
     pub(super) fn grant_io_privilege(&self) {
-        self.io_privilege.store(true, Ordering::Release);
+        lock(&self.io_threads).insert(std::thread::current().id());
     }
 
     pub(super) fn enter_null_namespace(&self) {
