@@ -259,3 +259,60 @@ fn unknown_keys_skip_the_unit_and_a_byte_is_no_capability() {
     assert!(!k.scheme_names().contains(&"bytes".to_string()));
     boot.shutdown().expect("clean shutdown");
 }
+
+#[test]
+fn requires_weak_runs_a_later_named_unit_first_one_at_a_time() {
+    let k = Kernel::boot();
+    let sim = SimulatedDsmil::new(45);
+    let unit = SimAmdVi::new(&k);
+    let mut fs = rootfs();
+    // 05_first names 30_second: init queues 05 first (name order) but moves it
+    // behind 30 while 30 is still queued.
+    fs.add_file(
+        "/etc/init.d/05_first.service",
+        "[unit]\nrequires_weak = [\"30_second.service\"]\n[service]\ncmd = \"first\"\ntype = \"notify\"\n",
+    );
+    fs.add_file(
+        "/etc/init.d/30_second.service",
+        "[unit]\n[service]\ncmd = \"second\"\ntype = \"notify\"\nenvs = { WHO = \"second\" }\n",
+    );
+    fs.add_program("/usr/bin/first", "first");
+    fs.add_program("/usr/bin/second", "second");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut programs = init::programs::simulated_machine(&sim, k.phys(), &unit);
+    for name in ["first", "second"] {
+        let order = order.clone();
+        programs.insert(
+            name.into(),
+            Arc::new(move |startup: driver_sys::daemon::Startup| {
+                // What init gave it: a cleared environment plus the unit's envs.
+                let who = startup.var("WHO").unwrap_or(name).to_string();
+                assert!(startup.var("PATH").is_some_and(|p| p == "/usr/bin"));
+                if let Ok(mut o) = order.lock() {
+                    o.push(who);
+                }
+                InitNotify::from_startup(&startup, name)
+                    .ready()
+                    .map_err(|e| e.to_string())
+            }),
+        );
+    }
+    let boot = init::boot(&k, fs, programs, options()).expect("boot");
+    assert_clean(&boot);
+    assert_eq!(*order.lock().expect("order"), ["second", "first"]);
+    let second = at(
+        &boot,
+        "30 ready",
+        |e| matches!(e, BootEvent::Ready { unit } if unit == "30_second.service"),
+    );
+    let first = at(
+        &boot,
+        "05 started",
+        |e| matches!(e, BootEvent::Started { unit, .. } if unit == "05_first.service"),
+    );
+    assert!(
+        second < first,
+        "strictly one after another: 30 was ready before 05 started"
+    );
+    boot.shutdown().expect("clean shutdown");
+}
