@@ -27,7 +27,7 @@
 //! let vectors = InterruptVectors::open()?;                  // CPUs, BSP, free vectors
 //! let irqs = irq::enable_interrupts(&mut pci, &vectors, 4, quirks, &vectors.all_cpus())?;
 //! for (i, h) in irqs.handles.iter().enumerate() { h.subscribe(&queue, i)?; h.pending()?; }
-//! let dma = IommuDmaAllocator::for_function(domain, quirks, 64)?;
+//! let dma = IommuDmaAllocator::for_function(&pci, quirks, 64)?; // own domain, assigned by channel
 //! let ring = dma.allocate(4096)?;                           // give ring.iova() to the device
 //! let regs = pci.map_bar(0)?;                               // uncacheable, mmap on the channel
 //! ```

@@ -203,7 +203,26 @@ impl IommuDomain {
         Channel::open(&format!("/scheme/{}/device/{bdf}", self.scheme))
     }
 
-    /// Assigns device `bdf` to this domain (on the unit that owns it).
+    /// Assigns the PCI function whose pcid channel is `channel` (an fd of
+    /// `/scheme/pci/<addr>/channel`, e.g. the one pcid-spawner hands a driver
+    /// in `PCID_CLIENT_CHANNEL`) to this domain. The channel is passed to
+    /// iommud by fd passing (`SYS_CALL` with `CallFlags::FD | FD_CLONE`: the
+    /// caller keeps its channel); iommud asks it which function it is and
+    /// assigns exactly that one. Needs no uid: holding the channel is the proof.
+    pub fn assign_channel(&self, channel: usize) -> Result<()> {
+        libredox::call::call_wo(
+            self.channel.0.raw(),
+            &channel.to_ne_bytes(),
+            syscall::CallFlags::FD | syscall::CallFlags::FD_CLONE,
+            &[],
+        )
+        .map_err(errno)?;
+        Ok(())
+    }
+
+    /// Assigns device `bdf` to this domain by BDF (the v1 opcode: root only,
+    /// and only for a device no domain holds; prefer
+    /// [`assign_channel`](Self::assign_channel)).
     pub fn assign(&self, bdf: Bdf) -> Result<()> {
         self.device(bdf)?.exchange(&Request::AssignDevice {
             domain: self.id,

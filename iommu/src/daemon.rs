@@ -4,6 +4,7 @@
 //! flush ([`Config::flush_timeout_ms`]).
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use event::{EventFlags, EventQueue};
 use libredox::Fd;
@@ -137,7 +138,9 @@ pub fn serve(iommu: Iommu, notify: InitNotify) -> Result<(), DaemonError> {
     let name = iommu.config().scheme_name.clone();
     let timeout_ms = iommu.config().flush_timeout_ms;
     let scheme = RefCell::new(IommuScheme::new(iommu));
-    let socket = sys("creating the scheme socket", Socket::nonblock())?;
+    let socket = Rc::new(sys("creating the scheme socket", Socket::nonblock())?);
+    // Fd passing (ASSIGN by pcid channel) takes the fds through the socket.
+    scheme.borrow_mut().set_socket(socket.clone());
     let root = sys("making the scheme root", scheme.borrow_mut().scheme_root())?;
     let queue = sys("creating the event queue", EventQueue::<Source>::new())?;
     sys(

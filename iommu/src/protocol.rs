@@ -28,6 +28,14 @@
 //! send them): per-domain invalidation mode, an explicit lazy flush, the
 //! mapped-bytes quota, and what is left of the IOVA space.
 //!
+//! Beside the opcodes, a domain handle takes one more operation: **ASSIGN by
+//! pcid channel**, which is fd passing, not a request (`SYS_CALL` with
+//! `CallFlags::FD` on the domain handle, payload one fd number; use
+//! `CallFlags::FD_CLONE` to keep the channel). iommud sends `RequestConfig`
+//! on the channel and assigns the function pcid names. See
+//! [`crate::client::IommuDomain::assign_channel`]. Who may send what is in
+//! [`crate::service`] and the README.
+//!
 //! An error response carries `status = -errno`, `kind` = the request's opcode
 //! (0 when the request was too short to have one) and zero arguments.
 //!

@@ -435,10 +435,10 @@ fn iommu_domain_client_speaks_the_v1_wire_protocol() {
     // ...and passthrough under the NO_IOMMU quirk.
     assert!(!domain_mapper(7, true).expect("mapper").translates());
     // Quirks reach the allocator a driver builds for its function.
-    let a = IommuDmaAllocator::for_function(7, QuirkFlags::empty(), 64).expect("iommu");
+    let a = IommuDmaAllocator::for_domain(7, QuirkFlags::empty(), 64).expect("iommu");
     assert!(a.translates() && a.address_limit() == u64::MAX);
     let q = QuirkFlags::NO_IOMMU | QuirkFlags::DMA_32BIT_ONLY;
-    let b = IommuDmaAllocator::for_function(7, q, 64).expect("passthrough");
+    let b = IommuDmaAllocator::for_domain(7, q, 64).expect("passthrough");
     assert!(!b.translates());
     assert_eq!(b.address_limit(), FOUR_GIB - 1);
     let buf = b.allocate(4096).expect("low memory");

@@ -331,7 +331,10 @@ fn rogue_dma_is_blocked_by_the_iommu_and_the_driver_gets_eio() {
     assert!(unit.stats.faults.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     let faults = read_text("/scheme/iommu/faults");
     assert!(
-        faults.contains(&format!("00:06.0 {} {canary:#x} write", ctrl_domain())),
+        faults.contains(&format!(
+            "00:06.0 {} {canary:#x} write",
+            ctrl.iommu_domain().expect("translated")
+        )),
         "the IOMMU logged the fault: {faults}"
     );
     assert!(
@@ -344,10 +347,6 @@ fn rogue_dma_is_blocked_by_the_iommu_and_the_driver_gets_eio() {
     assert_eq!(ctrl.stats().errors, 1);
     // The next command, aimed at the driver's own buffer, works.
     assert_full_table(&m, &mut ctrl);
-}
-
-fn ctrl_domain() -> u16 {
-    ControllerConfig::default().iommu_domain
 }
 
 #[test]
@@ -429,4 +428,29 @@ fn dsmild_read_sessions_capture_blocks_dmad_by_the_controller() {
     );
     m.k.shutdown_scheme(&scheme);
     assert_eq!(daemon.join().expect("dsmild thread"), Ok(()));
+}
+
+#[test]
+fn a_squatted_domain_id_does_not_capture_dsmild() {
+    let m = machine(controller_spec(), true);
+    // 0x0D5A was dsmild's fixed domain id: another process takes it first.
+    let (_sp, _sg) = m.k.enter(
+        "squatter",
+        Cred {
+            uid: 1000,
+            gid: 1000,
+        },
+    );
+    let squat = iommu::client::IommuDomain::open(0x0D5A).expect("a free id is created");
+    let (_p, _g) = m.k.enter("dsmild", Cred::ROOT);
+    let mut ctrl = DsmilController::connect(&ADDR, &config()).expect("bind");
+    let id = ctrl.iommu_domain().expect("translated");
+    assert_ne!(id, 0x0D5A, "iommud handed dsmild an id of its own");
+    assert_full_table(&m, &mut ctrl);
+    drop(_g);
+    assert_eq!(
+        squat.query().expect("query").mappings,
+        0,
+        "the squatter got nothing"
+    );
 }

@@ -337,3 +337,49 @@ fn stats_is_rendered_at_read_time_in_pieces() {
     assert!(text.contains("uid 0: domains=1 handles=2"), "{text}");
     assert!(text.contains("unassigned_devices: passthrough"), "{text}");
 }
+
+#[test]
+fn assign_by_channel_needs_the_owners_handle_and_assigns_what_pcid_says() {
+    use driver_sys::pci::PciAddress;
+    use redox_host::hw::pci_function::{SimFunctionSpec, SimPciFunction};
+    let k = Kernel::boot();
+    let unit = SimAmdVi::new(&k);
+    let addr = PciAddress::new(0, 9, 0);
+    let f = SimPciFunction::new(&k, SimFunctionSpec::dsmil_like(addr, 1)).expect("function");
+    k.pci().add_function(f.clone()).expect("plug in");
+    unit.attach(&f);
+    let (_p, _g) = k.enter("iommud", Cred::ROOT);
+    let iommu = iommu::daemon::build(iommu::Config::default(), vec![unit.mmio()]).expect("build");
+    let mut h = SqeHarness::new(IommuScheme::new(iommu));
+    let channel = libredox::Fd::open(
+        &format!("/scheme/pci/{}/channel", addr.scheme_name()),
+        libredox::flag::O_RDWR,
+        0,
+    )
+    .expect("channel");
+    become_process(&mut h, 100, 0);
+    let mine = h.open("domain/new", O_RDWR).expect("domain");
+    become_process(&mut h, 300, 0);
+    let ro = h.open("domain/1", O_RDONLY).expect("root: read-only");
+    let ctl = h.open("control", O_RDWR).expect("control");
+    assert_eq!(
+        h.scheme.assign_channel(ro, channel.raw()),
+        Err(syscall::Error::new(EACCES))
+    );
+    assert_eq!(
+        h.scheme.assign_channel(ctl, channel.raw()),
+        Err(syscall::Error::new(EOPNOTSUPP))
+    );
+    assert!(h.scheme.iommu().devices().is_empty(), "nothing assigned");
+    assert_eq!(
+        h.scheme.assign_channel(mine, channel.raw()),
+        Ok(addr.requester_id())
+    );
+    let held = h
+        .scheme
+        .iommu()
+        .devices()
+        .get(&addr.requester_id())
+        .copied();
+    assert_eq!(held.map(|a| a.domain), Some(1));
+}

@@ -4,9 +4,10 @@
 //! and bus mastering, BAR0 mapped uncacheable and identified, quirks, one
 //! completion interrupt through driver-sys (MSI-X, stepping down to MSI and INTx
 //! as capabilities, vectors and quirks allow — each step logged by driver-sys),
-//! the function assigned to its IOMMU domain, and two DMA buffers from
-//! `IommuDmaAllocator::for_function` (passthrough, with a warning, when there is
-//! no `iommu` scheme). Then the device is enabled.
+//! then two DMA buffers from `IommuDmaAllocator::for_function`: a domain of
+//! dsmild's own (id chosen by iommud) with the function assigned by passing
+//! iommud the pcid channel (passthrough, with a warning, when there is no
+//! `iommu` scheme). Then the device is enabled.
 //!
 //! Each command is one doorbell cycle (see [`super::registers`]): program the
 //! buffer's IOVA and length, ring, wait for the completion interrupt with a
@@ -28,9 +29,7 @@ use driver_sys::pci::{MappedBar, PciAddress, PciFunction};
 use driver_sys::quirks::QuirkFlags;
 use iommu::Bdf;
 use iommu::client::IommuDomain;
-use syscall::error::{
-    EACCES, EBUSY, EEXIST, EINVAL, EIO, ENODEV, ENOENT, EOPNOTSUPP, Error, Result,
-};
+use syscall::error::{EACCES, EBUSY, EINVAL, EIO, ENODEV, EOPNOTSUPP, Error, Result};
 
 use super::completion::CompletionWait;
 use super::registers::{
@@ -43,16 +42,12 @@ use crate::wire::{
 
 /// Default bound on one command, doorbell to completion interrupt.
 pub const DEFAULT_COMMAND_TIMEOUT_MS: u32 = 100;
-/// Default IOMMU domain of the controller.
-pub const DEFAULT_IOMMU_DOMAIN: u16 = 0x0D5A;
 /// Address bits the controller's DMA engine drives.
 pub const DMA_ADDRESS_BITS: u8 = 64;
 
 /// How to bring the controller up.
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
-    /// IOMMU domain the function is assigned to and its buffers mapped in.
-    pub iommu_domain: u16,
     /// Quirk files (`/etc/quirks.d` when `None`).
     pub quirks_dir: Option<PathBuf>,
     /// Quirks added to whatever the table says (configuration, tests).
@@ -64,7 +59,6 @@ pub struct ControllerConfig {
 impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
-            iommu_domain: DEFAULT_IOMMU_DOMAIN,
             quirks_dir: None,
             extra_quirks: QuirkFlags::empty(),
             command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
@@ -98,7 +92,7 @@ pub struct DsmilController {
     regs: Arc<MappedBar>,
     irq: InterruptSetup,
     completion: CompletionWait,
-    domain: Option<IommuDomain>,
+    domain: Option<u16>,
     dma: IommuDmaAllocator,
     table: DmaAllocation,
     data: DmaAllocation,
@@ -178,10 +172,19 @@ impl DsmilController {
         );
         let completion = CompletionWait::new(handle)?;
 
-        let domain = assign_domain(address, config.iommu_domain, quirks)?;
-        let dma = IommuDmaAllocator::for_function(config.iommu_domain, quirks, DMA_ADDRESS_BITS)?;
-        if !dma.translates() {
-            log::warn!("dsmil controller {address}: DMA goes untranslated (no IOMMU isolation)");
+        // A domain of our own, id chosen by iommud, the function assigned by
+        // passing iommud our pcid channel: nobody can squat the id or claim the
+        // function for theirs.
+        let dma =
+            IommuDmaAllocator::for_function(&pci, quirks, DMA_ADDRESS_BITS).inspect_err(|e| {
+                log::error!("dsmil controller {address}: IOMMU domain: {e}");
+            })?;
+        let domain = dma.domain();
+        match domain {
+            Some(id) => log::info!("dsmil controller {address}: DMA confined to IOMMU domain {id}"),
+            None => {
+                log::warn!("dsmil controller {address}: DMA goes untranslated (no IOMMU isolation)")
+            }
         }
         let table = dma.allocate(DEVICE_TABLE_LEN)?;
         let data = dma.allocate(DEVICE_DATA_LEN)?;
@@ -208,6 +211,11 @@ impl DsmilController {
     /// The function's address.
     pub fn address(&self) -> PciAddress {
         self.address
+    }
+
+    /// The IOMMU domain iommud gave the function (`None`: no IOMMU).
+    pub fn iommu_domain(&self) -> Option<u16> {
+        self.domain
     }
 
     /// How completions are signalled (MSI-X, MSI or INTx).
@@ -419,9 +427,9 @@ impl Drop for DsmilController {
     fn drop(&mut self) {
         // Quiesce the device before its buffers are unmapped and freed.
         let _ = write(&self.regs, reg::CTRL, 0);
-        if let Some(domain) = &self.domain {
+        if let Some(id) = self.domain {
             let bdf = Bdf::from_requester_id(self.address.requester_id());
-            if let Err(e) = domain.unassign(bdf) {
+            if let Err(e) = IommuDomain::open(id).and_then(|d| d.unassign(bdf)) {
                 log::warn!(
                     "dsmil controller {}: unassign from IOMMU domain: {e}",
                     self.address
@@ -443,30 +451,4 @@ fn read(regs: &MappedBar, offset: usize) -> Result<u32> {
 
 fn write(regs: &MappedBar, offset: usize, value: u32) -> Result<()> {
     regs.write_u32(offset, value).map_err(|_| Error::new(EIO))
-}
-
-/// Assigns the function to IOMMU domain `id` (opening creates it). `None` when
-/// there is no `iommu` scheme or the `NO_IOMMU` quirk is set: the allocator then
-/// falls back to passthrough and says so.
-fn assign_domain(address: PciAddress, id: u16, quirks: QuirkFlags) -> Result<Option<IommuDomain>> {
-    if quirks.contains(QuirkFlags::NO_IOMMU) {
-        return Ok(None);
-    }
-    let domain = match IommuDomain::open(id) {
-        Ok(d) => d,
-        Err(e) if e.errno == ENOENT => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let bdf = Bdf::from_requester_id(address.requester_id());
-    match domain.assign(bdf) {
-        Ok(()) => {}
-        // Already ours (a restarted driver): fine.
-        Err(e) if e.errno == EEXIST => {}
-        Err(e) => {
-            log::error!("dsmil controller {address}: assigning to IOMMU domain {id}: {e}");
-            return Err(e);
-        }
-    }
-    log::info!("dsmil controller {address}: DMA confined to IOMMU domain {id}");
-    Ok(Some(domain))
 }

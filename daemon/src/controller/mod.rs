@@ -19,7 +19,7 @@ mod driver;
 pub mod registers;
 
 pub use driver::{
-    ControllerConfig, ControllerStats, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_IOMMU_DOMAIN,
-    DMA_ADDRESS_BITS, DsmilController,
+    ControllerConfig, ControllerStats, DEFAULT_COMMAND_TIMEOUT_MS, DMA_ADDRESS_BITS,
+    DsmilController,
 };
 pub use registers::{Command, DEVICE_DATA_LEN, DEVICE_TABLE_LEN, ErrorCode};

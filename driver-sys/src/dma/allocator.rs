@@ -25,8 +25,9 @@ use iommu::protocol::MapFlags;
 use syscall::error::{ENOMEM, Error, Result};
 
 use super::buffer::{DmaRegion, Zeroable};
-use super::mapper::{IommuMapper, domain_mapper};
+use super::mapper::{IommuMapper, channel_mapper, domain_mapper};
 use crate::memory::{PAGE_SIZE, PhysMemory};
+use crate::pci::PciFunction;
 use crate::quirks::QuirkFlags;
 
 /// Pooled size classes: 4 KiB << i.
@@ -130,19 +131,36 @@ impl IommuDmaAllocator {
         )
     }
 
-    /// The allocator a driver wants for its function: the IOMMU domain `domain`
-    /// (`/scheme/iommu/domain/<id>`; passthrough with a warning when there is no
-    /// `iommu` scheme or the `NO_IOMMU` quirk is set), `address_bits` narrowed to
-    /// 32 by the `DMA_32BIT_ONLY` quirk. Assigning the function to the domain is
-    /// iommud's business (its client's ASSIGN_DEVICE), not the allocator's.
-    pub fn for_function(domain: u16, quirks: QuirkFlags, address_bits: u8) -> Result<Self> {
-        let bits = if quirks.contains(QuirkFlags::DMA_32BIT_ONLY) {
+    /// The allocator a driver wants for its function `pci`: a new IOMMU domain of
+    /// this process (id chosen by iommud) with the function assigned by passing
+    /// iommud the function's pcid channel (passthrough with a warning when there
+    /// is no `iommu` scheme or the `NO_IOMMU` quirk is set), `address_bits`
+    /// narrowed to 32 by the `DMA_32BIT_ONLY` quirk. [`domain`](Self::domain)
+    /// tells the domain's id.
+    pub fn for_function(pci: &PciFunction, quirks: QuirkFlags, address_bits: u8) -> Result<Self> {
+        let mapper = channel_mapper(pci.channel_fd(), quirks.contains(QuirkFlags::NO_IOMMU))?;
+        Self::new(mapper, Self::quirk_bits(quirks, address_bits))
+    }
+
+    /// The v1 way: fixed domain `domain` (`/scheme/iommu/domain/<id>`, which
+    /// another process may already own: `EACCES`), the function assigned by the
+    /// caller. Prefer [`for_function`](Self::for_function).
+    pub fn for_domain(domain: u16, quirks: QuirkFlags, address_bits: u8) -> Result<Self> {
+        let mapper = domain_mapper(domain, quirks.contains(QuirkFlags::NO_IOMMU))?;
+        Self::new(mapper, Self::quirk_bits(quirks, address_bits))
+    }
+
+    fn quirk_bits(quirks: QuirkFlags, address_bits: u8) -> u8 {
+        if quirks.contains(QuirkFlags::DMA_32BIT_ONLY) {
             address_bits.min(32)
         } else {
             address_bits
-        };
-        let mapper = domain_mapper(domain, quirks.contains(QuirkFlags::NO_IOMMU))?;
-        Self::new(mapper, bits)
+        }
+    }
+
+    /// The IOMMU domain the buffers are mapped in (`None`: passthrough).
+    pub fn domain(&self) -> Option<u16> {
+        self.inner.mapper.domain()
     }
 
     /// Like [`IommuDmaAllocator::new`] with the memory fds and the pool size given.

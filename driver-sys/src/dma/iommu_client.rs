@@ -19,4 +19,8 @@ impl IommuMapper for IommuDomain {
     fn translates(&self) -> bool {
         true
     }
+
+    fn domain(&self) -> Option<u16> {
+        Some(self.id())
+    }
 }

@@ -2,9 +2,11 @@
 //!
 //! [`IommuMapper`] is the narrow interface the DMA allocator needs. Two
 //! implementations: [`IommuDomainMapper`] speaks the `iommu` scheme's v1 wire
-//! protocol (`iommu::protocol`) on an fd of `/scheme/iommu/domain/<id>` — write a
-//! 32-byte request, read the 36-byte response — and [`Passthrough`], used when
-//! there is no IOMMU (the bus address is the physical address).
+//! protocol (`iommu::protocol`) on an fd of `/scheme/iommu/domain/new` (a
+//! domain of this process, id chosen by iommud) — write a 32-byte request, read
+//! the 36-byte response — with the function assigned by passing iommud its pcid
+//! channel ([`channel_mapper`]); and [`Passthrough`], used when there is no
+//! IOMMU (the bus address is the physical address).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +25,10 @@ pub trait IommuMapper: Send + Sync {
     fn unmap(&self, iova: u64) -> Result<u64>;
     /// Whether addresses are translated (false: bus address = physical).
     fn translates(&self) -> bool;
+    /// The IOMMU domain the mappings go to, if any.
+    fn domain(&self) -> Option<u16> {
+        None
+    }
 }
 
 /// No IOMMU: the device sees physical addresses.
@@ -57,10 +63,36 @@ impl core::fmt::Debug for IommuDomainMapper {
 }
 
 impl IommuDomainMapper {
-    /// Opens (creating) `/scheme/iommu/domain/<id>`. `ENOENT` when there is no
-    /// `iommu` scheme.
+    /// Opens `/scheme/iommu/domain/<id>` (the v1 way: creates a free id,
+    /// `EACCES` if another process owns it). `ENOENT` when there is no `iommu`
+    /// scheme. Prefer [`open_new`](Self::open_new).
     pub fn open(domain: u16) -> Result<Self> {
         Self::open_path(&format!("/scheme/iommu/domain/{domain}"), domain)
+    }
+
+    /// Creates a domain of this process (`/scheme/iommu/domain/new`): iommud
+    /// picks the id, so no other process can have squatted on it. `ENOENT`
+    /// when there is no `iommu` scheme.
+    pub fn open_new() -> Result<Self> {
+        let mut m = Self::open_path("/scheme/iommu/domain/new", 0)?;
+        let r = m.exchange(&RawRequest::new(Opcode::Query, 0, 0, 0, 0))?;
+        m.domain = u16::try_from(r.arg0).map_err(|_| Error::new(EBADMSG))?;
+        Ok(m)
+    }
+
+    /// Assigns the PCI function whose pcid channel is `channel` to this domain:
+    /// the channel goes to iommud by fd passing (`SYS_CALL` with
+    /// `CallFlags::FD | FD_CLONE`, so the driver keeps it) and iommud assigns
+    /// the function pcid says the channel belongs to.
+    pub fn assign_channel(&self, channel: usize) -> Result<()> {
+        libredox::call::call_wo(
+            self.fd.raw(),
+            &channel.to_ne_bytes(),
+            syscall::CallFlags::FD | syscall::CallFlags::FD_CLONE,
+            &[],
+        )
+        .map_err(errno)?;
+        Ok(())
     }
 
     /// Opens a domain at an explicit path.
@@ -123,10 +155,37 @@ impl IommuMapper for IommuDomainMapper {
     fn translates(&self) -> bool {
         true
     }
+
+    fn domain(&self) -> Option<u16> {
+        Some(self.domain)
+    }
 }
 
-/// The mapper for a device: its IOMMU domain, or — when no `iommu` scheme exists
-/// (or `no_iommu` is set, the `NO_IOMMU` quirk) — passthrough, with a warning.
+/// The mapper for the PCI function whose pcid channel is `channel`: a new
+/// domain of this process with the function assigned by its channel — or,
+/// when no `iommu` scheme exists (or `no_iommu` is set, the `NO_IOMMU`
+/// quirk), passthrough, with a warning.
+pub fn channel_mapper(channel: usize, no_iommu: bool) -> Result<Box<dyn IommuMapper>> {
+    if no_iommu {
+        log::warn!("dma: NO_IOMMU quirk: device DMA is not isolated (passthrough)");
+        return Ok(Box::new(Passthrough));
+    }
+    match IommuDomainMapper::open_new() {
+        Ok(m) => {
+            m.assign_channel(channel)?;
+            Ok(Box::new(m))
+        }
+        Err(e) if e.errno == ENOENT => {
+            log::warn!("dma: no iommu scheme: device DMA is not isolated (passthrough)");
+            Ok(Box::new(Passthrough))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The mapper for fixed domain `domain` (the v1 way; a driver should use
+/// [`channel_mapper`]), or — when no `iommu` scheme exists (or `no_iommu` is
+/// set, the `NO_IOMMU` quirk) — passthrough, with a warning.
 pub fn domain_mapper(domain: u16, no_iommu: bool) -> Result<Box<dyn IommuMapper>> {
     if no_iommu {
         log::warn!("dma: NO_IOMMU quirk: device DMA is not isolated (passthrough)");

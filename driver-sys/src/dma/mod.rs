@@ -17,5 +17,5 @@ pub mod streaming;
 pub use allocator::{DmaAllocation, DmaStats, IommuDmaAllocator, SIZE_CLASSES};
 pub use buffer::{DmaBuffer, DmaRegion, Zeroable};
 pub use iommu::protocol::MapFlags;
-pub use mapper::{IommuDomainMapper, IommuMapper, Passthrough, domain_mapper};
+pub use mapper::{IommuDomainMapper, IommuMapper, Passthrough, channel_mapper, domain_mapper};
 pub use streaming::{DmaDirection, StreamingMap};

@@ -24,10 +24,13 @@ pub mod text;
 
 use std::collections::BTreeMap;
 
+use std::rc::Rc;
+
 use redox_scheme::scheme::SchemeSync;
-use redox_scheme::{CallerCtx, OpenResult};
+use redox_scheme::{CallerCtx, OpenResult, SendFdRequest, Socket};
 use syscall::dirent::{DirEntry, DirentBuf, DirentKind};
 use syscall::error::{EACCES, EBADF, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, Error, Result};
+use syscall::flag::FobtainFdFlags;
 use syscall::flag::{O_ACCMODE, O_DIRECTORY, O_RDONLY};
 use syscall::schemev2::NewFdFlags;
 
@@ -70,6 +73,9 @@ struct Handle {
 /// The state of scheme `iommu`.
 pub struct IommuScheme {
     iommu: Iommu,
+    /// The scheme's socket, needed to take fds a client passes (fd passing
+    /// obtains them through it); `None` where nobody passes fds (SQE tests).
+    socket: Option<Rc<Socket>>,
     handles: BTreeMap<usize, Handle>,
     /// Open handles per opening pid.
     by_pid: BTreeMap<usize, usize>,
@@ -98,10 +104,16 @@ impl IommuScheme {
     pub fn new(iommu: Iommu) -> Self {
         Self {
             iommu,
+            socket: None,
             handles: BTreeMap::new(),
             by_pid: BTreeMap::new(),
             next_id: ROOT_ID + 1,
         }
+    }
+
+    /// The socket the scheme is served on (fd passing obtains fds through it).
+    pub fn set_socket(&mut self, socket: Rc<Socket>) {
+        self.socket = Some(socket);
     }
 
     /// The served state.
@@ -434,6 +446,46 @@ impl SchemeSync for IommuScheme {
             dst.copy_from_slice(src);
         }
         Ok(n)
+    }
+
+    /// Fd passing (`SYS_CALL` with `CallFlags::FD` on a domain handle): the
+    /// one fd is a pcid channel; the function pcid says it is joins the
+    /// domain ([`IommuScheme::assign_channel`]). The handle is checked before
+    /// the fd is taken, so a refused client keeps nothing in iommud (the
+    /// kernel closes the fd it sent); iommud closes its copy when done.
+    ///
+    /// Only a handle root opened may pass a channel (`EACCES`): pcid gives
+    /// channels to root alone, so nothing else can be a proof, and iommud
+    /// talks to the fd on its only thread: an fd of its own scheme, or of a
+    /// scheme that never answers, would stop it. Refusing before touching
+    /// the fd leaves that to root drivers only.
+    fn on_sendfd(&mut self, req: &SendFdRequest) -> Result<usize> {
+        let id = req.id();
+        let (target, access, opener) = self.channel(id)?;
+        if !matches!(target, Target::Domain(_)) {
+            return Err(Error::new(syscall::error::EOPNOTSUPP));
+        }
+        if access != Access::Full || !opener.is_root() {
+            return Err(Error::new(EACCES));
+        }
+        if let Target::Domain(domain) = target {
+            self.iommu.owned(domain, opener)?;
+        }
+        if req.num_fds() != 1 {
+            return Err(Error::new(EINVAL));
+        }
+        let socket = self
+            .socket
+            .clone()
+            .ok_or(Error::new(syscall::error::EOPNOTSUPP))?;
+        let mut fds = [usize::MAX];
+        req.obtain_fd(&socket, FobtainFdFlags::empty(), &mut fds)?;
+        let [fd] = fds;
+        let result = self.assign_channel(id, fd);
+        if let Err(e) = libredox::call::close(fd) {
+            log::warn!("iommud: closing a received channel: {e}");
+        }
+        result.map(|_| 0)
     }
 
     fn on_close(&mut self, id: usize) {

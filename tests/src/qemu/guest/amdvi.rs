@@ -232,7 +232,7 @@ impl Env {
     }
 
     fn dma_lands(&self) -> Result<Outcome> {
-        let alloc = IommuDmaAllocator::for_function(self.a.id(), QuirkFlags::empty(), 64)
+        let alloc = IommuDmaAllocator::for_domain(self.a.id(), QuirkFlags::empty(), 64)
             .map_err(e("IommuDmaAllocator"))?;
         let data = pattern(1);
         let mut scratch = data.clone();
