@@ -251,3 +251,26 @@ fn a_squatted_id_does_not_capture_the_driver() {
         });
     }
 }
+
+#[test]
+fn iommud_reads_the_address_from_pcids_own_config_answer() {
+    use driver_sys::pci::pcid_wire::{
+        self, PcidClientRequest, PcidClientResponse, SubdriverArguments,
+    };
+    let k = Kernel::boot();
+    let f = SimPciFunction::new(
+        &k,
+        SimFunctionSpec::dsmil_like(PciAddress::new(0x12, 0x1f, 7), 1),
+    )
+    .expect("function");
+    let answer = PcidClientResponse::Config(SubdriverArguments { func: f.info() });
+    let body = pcid_wire::encode(&answer).expect("encode");
+    assert_eq!(
+        iommu::pcid_channel::decode_config_address(&body),
+        Ok(Bdf::new(0x12, 0x1f, 7).expect("bdf"))
+    );
+    assert_eq!(
+        pcid_wire::encode(&PcidClientRequest::RequestConfig).expect("encode"),
+        iommu::pcid_channel::REQUEST_CONFIG.to_vec()
+    );
+}
