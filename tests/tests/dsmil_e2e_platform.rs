@@ -501,3 +501,20 @@ fn fevent_readiness_reaches_an_event_queue() {
     );
     assert_eq!(call::read(ev, &mut rec), Err(Error::new(EAGAIN)));
 }
+
+/// The kernel asks dsmild before applying `F_SETFL` (redox-os/kernel
+/// `src/syscall/fs.rs` `fcntl`), so a client can make an `events` handle
+/// non-blocking after opening it; redox-scheme's default answer would refuse.
+#[test]
+fn events_handle_turns_nonblocking_by_fcntl() {
+    let k = Kernel::boot();
+    let sim = SimulatedDsmil::new(45);
+    let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
+    let (_me, _g) = k.enter("main", Cred::USER);
+    let ev = call::open("/scheme/dsmil/events", O_RDONLY, 0).expect("events");
+    let fl = call::fcntl(ev, syscall::F_GETFL, 0).expect("F_GETFL");
+    assert_eq!(fl & O_NONBLOCK as usize, 0);
+    call::fcntl(ev, syscall::F_SETFL, fl | O_NONBLOCK as usize).expect("F_SETFL");
+    let mut rec = [0u8; EventRecord::SIZE];
+    assert_eq!(call::read(ev, &mut rec), Err(Error::new(EAGAIN)));
+}

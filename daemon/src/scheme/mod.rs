@@ -30,7 +30,7 @@ use syscall::error::{
     EACCES, EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, ESTALE, EWOULDBLOCK, Error,
     Result,
 };
-use syscall::flag::{EventFlags, O_NONBLOCK};
+use syscall::flag::{EventFlags, F_GETFL, F_SETFL, O_NONBLOCK};
 use syscall::schemev2::NewFdFlags;
 
 use crate::config::Config;
@@ -431,6 +431,21 @@ impl SchemeSync for DsmilScheme {
         self.stats.call.count(&outcome);
         self.flush_notices();
         outcome
+    }
+
+    /// The kernel asks the scheme before it applies any `fcntl` but
+    /// `F_GETFD`/`F_SETFD` itself (redox-os/kernel `src/syscall/fs.rs`), and
+    /// redox-scheme's default refuses: agreeing to `F_GETFL`/`F_SETFL` is what lets a
+    /// client switch `O_NONBLOCK` after open. The status flags then travel with
+    /// every read, so there is nothing to store here.
+    fn fcntl(&mut self, id: usize, cmd: usize, _arg: usize, _ctx: &CallerCtx) -> Result<usize> {
+        if id != ROOT_ID && !self.handles.contains_key(&id) {
+            return Err(Error::new(EBADF));
+        }
+        match cmd {
+            F_GETFL | F_SETFL => Ok(0),
+            _ => Err(Error::new(EINVAL)),
+        }
     }
 
     fn fevent(&mut self, id: usize, flags: EventFlags, _ctx: &CallerCtx) -> Result<EventFlags> {

@@ -559,3 +559,22 @@ fn a_path_longer_than_a_page_never_reaches_the_scheme() {
     );
     let _ = call::close(fd);
 }
+
+/// `call_normal` in `src/syscall/fs.rs`: `CallFlags::CONSUME` takes the fd out of
+/// the caller's table before the call, so the call is its last use and the scheme
+/// gets the `CloseMsg` right after answering.
+#[test]
+fn a_consuming_call_closes_the_fd() {
+    let run = Running::start();
+    let (_me, _g) = run.kernel.enter("client", Cred::ROOT);
+    let f = open("/scheme/probe/once");
+    let mut payload = [0u8; 1];
+    assert_eq!(
+        call::call_rw(f, &mut payload, CallFlags::CONSUME, &[]),
+        Ok(0)
+    );
+    assert_eq!(call::close(f), Err(err(EBADF)));
+    run.barrier();
+    let log = run.log();
+    assert!(log.closes.contains(&number_of(&log, "once")));
+}
