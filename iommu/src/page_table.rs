@@ -109,6 +109,9 @@ pub struct PageTable {
     counts: HashMap<u64, u16, BuildHasherDefault<TableHasher>>,
     /// Tables taken out of the tree, not yet freed.
     gathered: Vec<u64>,
+    /// Linked tables other than the root that hold no entry: while there
+    /// are none, [`PageTable::prune`] has nothing to do and returns at once.
+    empty_linked: usize,
 }
 
 impl std::fmt::Debug for TableHasher {
@@ -148,6 +151,7 @@ impl PageTable {
             max_levels,
             counts,
             gathered: Vec::new(),
+            empty_linked: 0,
         })
     }
 
@@ -179,8 +183,16 @@ impl PageTable {
     /// Takes `table` out of the tree without freeing it: it waits in the
     /// gather list for an invalidation that covers it.
     fn detach(&mut self, table: u64) {
-        self.counts.remove(&table);
+        if self.counts.remove(&table) == Some(0) && table != self.root {
+            self.empty_linked = self.empty_linked.saturating_sub(1);
+        }
         self.gathered.push(table);
+    }
+
+    /// Links a new, empty table into the bookkeeping.
+    fn link_empty(&mut self, table: u64) {
+        self.counts.insert(table, 0);
+        self.empty_linked += 1;
     }
 
     /// Tables detached by unmaps (and by failed maps or growth) since the
@@ -204,7 +216,16 @@ impl PageTable {
 
     fn add_count(&mut self, table: u64, delta: i32) {
         let c = self.counts.entry(table).or_insert(0);
-        *c = (i32::from(*c) + delta).clamp(0, ENTRIES as i32) as u16;
+        let old = *c;
+        *c = (i32::from(old) + delta).clamp(0, ENTRIES as i32) as u16;
+        let new = *c;
+        if table != self.root {
+            if old == 0 && new > 0 {
+                self.empty_linked = self.empty_linked.saturating_sub(1);
+            } else if old > 0 && new == 0 {
+                self.empty_linked += 1;
+            }
+        }
     }
 
     fn check_range(iova: u64, size: u64) -> Result<u64> {
@@ -313,7 +334,7 @@ impl PageTable {
                     let child = mem.alloc_table()?;
                     mem.write_u64(slot, format.directory(child, level));
                     self.add_count(table, 1);
-                    self.counts.insert(child, 0);
+                    self.link_empty(child);
                     table = child;
                 }
                 Entry::Table {
@@ -486,6 +507,9 @@ impl PageTable {
     /// tables linked, so a map before the next invalidation reuses them; the
     /// caller prunes right before the invalidation that lets it free them.
     pub fn prune<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, iova: u64, size: u64) {
+        if self.empty_linked == 0 {
+            return;
+        }
         let end = iova.saturating_add(size);
         let reach = if 12 + 9 * u32::from(self.levels) >= 64 {
             u64::MAX
