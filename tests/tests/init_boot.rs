@@ -316,3 +316,14 @@ fn requires_weak_runs_a_later_named_unit_first_one_at_a_time() {
     );
     boot.shutdown().expect("clean shutdown");
 }
+
+#[test]
+fn a_missing_or_bad_init_notify_is_no_panic_and_no_waiter() {
+    use driver_sys::daemon::{INIT_NOTIFY, Startup};
+    let none = Startup::new(Vec::new(), Vec::new());
+    assert!(!InitNotify::from_startup(&none, "test").is_awaited());
+    let bad = Startup::new(Vec::new(), [(INIT_NOTIFY.to_string(), "pipe".to_string())]);
+    assert!(!InitNotify::from_startup(&bad, "test").is_awaited());
+    // Nobody waits: being ready is a no-op, not an error.
+    assert_eq!(InitNotify::none().ready(), Ok(()));
+}
