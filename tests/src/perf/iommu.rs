@@ -210,11 +210,11 @@ impl<A: PageAllocator> Drop for Runner<'_, A> {
 }
 
 /// A named benchmark: each call runs one round and returns ns per op.
-type Bench<'a> = (&'static str, Box<dyn FnMut() -> f64 + 'a>);
+pub(crate) type Bench<'a> = (&'static str, Box<dyn FnMut() -> f64 + 'a>);
 
 /// Runs every bench `rounds` times, interleaved (so a burst of load from
 /// other processes hits all of them alike), and returns each one's best.
-fn interleaved(benches: &mut [Bench<'_>], rounds: usize) -> Vec<f64> {
+pub(crate) fn interleaved(benches: &mut [Bench<'_>], rounds: usize) -> Vec<f64> {
     let mut best = vec![f64::INFINITY; benches.len()];
     for _ in 0..rounds {
         for (b, (_, run)) in best.iter_mut().zip(benches.iter_mut()) {
@@ -334,7 +334,7 @@ fn domain_with(mappings: usize, mem: &mut TableArena) -> Domain {
 }
 
 /// One round of MAP + UNMAP pairs of 4 KiB; ns per pair.
-fn map_unmap_round(d: &mut Domain, mem: &mut TableArena) -> f64 {
+pub(crate) fn map_unmap_round(d: &mut Domain, mem: &mut TableArena) -> f64 {
     let iters = 300_000;
     let start = Instant::now();
     for i in 0..iters as u64 {
@@ -431,13 +431,13 @@ fn domain_suite() {
 }
 
 /// The one root client the in-process rounds act as.
-const ROOT: iommu::access::Client = iommu::access::Client::new(1, 0);
+pub(crate) const ROOT: iommu::access::Client = iommu::access::Client::new(1, 0);
 
 /// MAP + UNMAP pairs of 4 KiB through iommud's own state (no IPC) on the
 /// simulated AMD-Vi unit: strict domains wait for `INV_IOMMU_PAGES` +
 /// `COMPLETION_WAIT` on every unmap; lazy domains queue the IOVA and flush
 /// the whole domain once per 256 unmaps. ns per pair.
-fn invalidation_round(iommu: &mut iommu::service::Iommu, domain: u16, phys: u64) -> f64 {
+pub(crate) fn invalidation_round(iommu: &mut iommu::service::Iommu, domain: u16, phys: u64) -> f64 {
     let iters = 100_000;
     let start = Instant::now();
     for _ in 0..iters {
@@ -566,4 +566,5 @@ pub fn run() {
     iova_suite();
     domain_suite();
     invalidation_suite();
+    super::iommu_vtd::run();
 }

@@ -6,6 +6,7 @@ pub mod driver_sys;
 pub mod dsmil;
 pub mod fuse;
 pub mod iommu;
+pub mod iommu_vtd;
 pub mod kernel;
 
 use std::time::Instant;
