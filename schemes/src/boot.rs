@@ -107,8 +107,9 @@ pub fn iommud(
 }
 
 /// Starts `iommud` (as root) exactly as its Redox `main.rs` does: the units come
-/// from the IVRS in `/scheme/acpi/tables` (`overrides`, the command-line register
-/// bases, replace the table's), each mapped through `/scheme/memory/physical@uc`
+/// from the DMAR (Intel VT-d) or else the IVRS in `/scheme/acpi/tables`
+/// (`overrides`, the command-line register bases, name AMD-Vi units and replace
+/// the IVRS's), each mapped through `/scheme/memory/physical@uc`
 /// ([`iommu::physmap::PhysmapMmio`]). In guest mode the table is QEMU's and the
 /// physmap reaches QEMU's unit through `/dev/mem`.
 pub fn iommud_physmap(
@@ -118,6 +119,19 @@ pub fn iommud_physmap(
 ) -> RunningDaemon {
     let scheme = config.scheme_name.clone();
     start(kernel, "iommud", scheme, move || {
+        // As main.rs: an Intel machine's DMAR first, unless bases are given.
+        if overrides.is_empty() {
+            let map_vtd = |base| {
+                iommu::physmap::PhysmapMmio::map_len(base, iommu::vtd::discovery::REGISTER_WINDOW)
+                    .map(|m| Box::new(m) as Box<dyn iommu::vtd::VtdMmio>)
+            };
+            let found = iommu::vtd::discovery::discover(config.clone(), map_vtd)
+                .map_err(|e| e.to_string())?;
+            if let Some(state) = found {
+                return iommu::daemon::serve(state, iommu::startup::InitNotify::none())
+                    .map_err(|e| e.to_string());
+            }
+        }
         let map = |base| {
             iommu::physmap::PhysmapMmio::map(base)
                 .map(|m| Box::new(m) as Box<dyn iommu::amdvi::AmdViMmio>)

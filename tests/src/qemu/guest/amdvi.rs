@@ -42,20 +42,20 @@ fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |err| format!("{what}: {err}")
 }
 
-/// Everything the scenarios share.
-struct Env {
-    machine: GuestMachine,
-    base: u64,
+/// Everything the scenarios share (the VT-d model's scenarios use it too).
+pub(super) struct Env {
+    pub(super) machine: GuestMachine,
+    pub(super) base: u64,
     memory: PhysMemory,
-    edu: Edu,
-    a: IommuDomain,
+    pub(super) edu: Edu,
+    pub(super) a: IommuDomain,
     _iommud: RunningDaemon,
     _guard: EnterGuard,
     _process: std::sync::Arc<Process>,
 }
 
 /// Reads a whole file of the mocked kernel's namespace.
-fn read_all(path: &str) -> Result<Vec<u8>> {
+pub(super) fn read_all(path: &str) -> Result<Vec<u8>> {
     let fd = libredox::Fd::open(path, libredox::flag::O_RDONLY, 0).map_err(e("open"))?;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -92,10 +92,13 @@ fn ivrs_unit_base() -> Result<u64> {
 }
 
 impl Env {
-    fn setup() -> Result<Self> {
+    /// Boots the guest machine and iommud (which finds its unit in the
+    /// firmware's tables itself); `unit_base` says where the test looks at
+    /// the unit's registers.
+    pub(super) fn setup(unit_base: fn() -> Result<u64>) -> Result<Self> {
         let machine = redox_host::guest::boot(GUEST_RAM).map_err(e("guest boot"))?;
         let (process, guard) = machine.kernel.enter("qemu-guest", Cred::ROOT);
-        let base = ivrs_unit_base()?;
+        let base = unit_base()?;
         let config = iommu::Config {
             // Lazy flushes happen only when asked: edu's transfers take 100 ms, longer
             // than the default 10 ms flush deadline.
@@ -124,18 +127,18 @@ impl Env {
         })
     }
 
-    fn pages(&self, len: usize) -> Result<Pages> {
+    pub(super) fn pages(&self, len: usize) -> Result<Pages> {
         Pages::alloc(&self.memory, len).map_err(e("allocating guest pages"))
     }
 
-    fn canary(&self) -> Result<Pages> {
+    pub(super) fn canary(&self) -> Result<Pages> {
         let p = self.pages(4096)?;
         p.fill(CANARY);
         Ok(p)
     }
 
     /// Puts `data` into edu's buffer by DMA from a read-only mapping in `dom`.
-    fn load(&self, dom: &IommuDomain, data: &[u8]) -> Result<()> {
+    pub(super) fn load(&self, dom: &IommuDomain, data: &[u8]) -> Result<()> {
         let src = self.pages(4096)?;
         src.write(0, data);
         let iova = dom
@@ -146,13 +149,13 @@ impl Env {
         r.map_err(e("edu read DMA"))
     }
 
-    fn write(&self, bus: u64) -> Result<()> {
+    pub(super) fn write(&self, bus: u64) -> Result<()> {
         self.edu
             .write_to_bus(bus, TRANSFER)
             .map_err(e("edu write DMA"))
     }
 
-    fn stat_field(&self, field: &str) -> Result<u64> {
+    pub(super) fn stat_field(&self, field: &str) -> Result<u64> {
         let text = String::from_utf8_lossy(&read_all("/scheme/iommu/stats")?).into_owned();
         text.split_whitespace()
             .find_map(|w| w.strip_prefix(field)?.strip_prefix('=')?.parse().ok())
@@ -231,7 +234,7 @@ impl Env {
         })
     }
 
-    fn dma_lands(&self) -> Result<Outcome> {
+    pub(super) fn dma_lands(&self) -> Result<Outcome> {
         let alloc = IommuDmaAllocator::for_domain(self.a.id(), QuirkFlags::empty(), 64)
             .map_err(e("IommuDmaAllocator"))?;
         let data = pattern(1);
@@ -268,7 +271,7 @@ impl Env {
         })
     }
 
-    fn unmapped_blocked(&self) -> Result<Outcome> {
+    pub(super) fn unmapped_blocked(&self) -> Result<Outcome> {
         let canary = self.canary()?;
         // The canary's physical address as the IOVA: unmapped in the domain, and the
         // very page a device without translation would hit.
@@ -292,7 +295,7 @@ impl Env {
         })
     }
 
-    fn readonly_blocked(&self) -> Result<Outcome> {
+    pub(super) fn readonly_blocked(&self) -> Result<Outcome> {
         let canary = self.canary()?;
         let iova = self
             .a
@@ -334,7 +337,7 @@ impl Env {
 
     /// Maps `page` at a fresh IOVA, DMAs `data` into it (so the unit caches the
     /// translation) and checks it landed.
-    fn map_and_reach(&self, page: &Pages, data: &[u8]) -> Result<u64> {
+    pub(super) fn map_and_reach(&self, page: &Pages, data: &[u8]) -> Result<u64> {
         let iova = self
             .a
             .map(page.phys(), 4096, MapFlags::READ_WRITE, None)
@@ -347,7 +350,7 @@ impl Env {
         Ok(iova)
     }
 
-    fn strict_unmap(&self) -> Result<Outcome> {
+    pub(super) fn strict_unmap(&self) -> Result<Outcome> {
         self.a
             .set_invalidation(Invalidation::Strict)
             .map_err(e("strict"))?;
@@ -368,7 +371,7 @@ impl Env {
         })
     }
 
-    fn lazy_unmap(&self) -> Result<Outcome> {
+    pub(super) fn lazy_unmap(&self) -> Result<Outcome> {
         self.a
             .set_invalidation(Invalidation::Lazy)
             .map_err(e("lazy"))?;
@@ -404,7 +407,7 @@ impl Env {
         })
     }
 
-    fn remap(&self) -> Result<Outcome> {
+    pub(super) fn remap(&self) -> Result<Outcome> {
         let old = self.pages(4096)?;
         let new = self.pages(4096)?;
         let data = pattern(6);
@@ -436,7 +439,7 @@ impl Env {
         Ok(r)
     }
 
-    fn superpage(&self) -> Result<Outcome> {
+    pub(super) fn superpage(&self) -> Result<Outcome> {
         let big = self.pages(SUPERPAGE)?;
         if big.phys() % SUPERPAGE as u64 != 0 {
             return Ok(Outcome::Fail(format!(
@@ -488,7 +491,7 @@ impl Env {
     /// Enough strict map/unmap cycles (each UNMAP queues INV_IOMMU_PAGES and
     /// COMPLETION_WAIT) to wrap the 256-entry command ring more than once; QEMU 7.2
     /// may report the head as the ring size after the last slot.
-    fn ring_wrap(&self) -> Result<Outcome> {
+    pub(super) fn ring_wrap(&self) -> Result<Outcome> {
         let before = self.stat_field("commands")?;
         let page = self.pages(4096)?;
         for _ in 0..RING_WRAP_CYCLES {
@@ -511,7 +514,7 @@ impl Env {
         })
     }
 
-    fn domain_move(&self) -> Result<Outcome> {
+    pub(super) fn domain_move(&self) -> Result<Outcome> {
         let b = IommuDomain::open(2).map_err(e("domain 2"))?;
         let in_a = self.pages(4096)?;
         let in_b = self.pages(4096)?;
@@ -565,7 +568,7 @@ impl Env {
         })
     }
 
-    fn detach(&self) -> Result<Outcome> {
+    pub(super) fn detach(&self) -> Result<Outcome> {
         let page = self.pages(4096)?;
         let iova = self.map_and_reach(&page, &pattern(11))?;
         page.fill(CANARY);
@@ -590,7 +593,7 @@ impl Env {
         })
     }
 
-    fn passthrough_unheld(&self) -> Result<Outcome> {
+    pub(super) fn passthrough_unheld(&self) -> Result<Outcome> {
         let data = pattern(10);
         self.load(&self.a, &data)?;
         let target = self.canary()?;
@@ -622,7 +625,7 @@ impl Env {
 
 /// Runs the AMD-Vi scenarios of `model`.
 pub fn run(model: &Model) {
-    let env = match Env::setup() {
+    let env = match Env::setup(ivrs_unit_base) {
         Ok(env) => env,
         Err(why) => {
             for s in model.scenarios {

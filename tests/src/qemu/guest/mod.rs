@@ -10,6 +10,7 @@
 pub mod amdvi;
 pub mod pages;
 pub mod system;
+pub mod vtd;
 
 use super::LINE_PREFIX;
 use super::model::{self, Model};
@@ -62,6 +63,7 @@ pub fn run_model(model: &Model) {
     note(model, model.caveat);
     match model.name {
         "amd-vi" => amdvi::run(model),
+        "intel-iommu" | "intel-iommu-cm" => vtd::run(model),
         other => {
             for s in model.scenarios {
                 report(
