@@ -141,6 +141,19 @@ impl IommuDomain {
         Ok(r.arg1)
     }
 
+    /// ALLOC: `size` bytes of memory iommud allocates and maps into this
+    /// domain (no root needed); returns the IOVA. Map the memory into this
+    /// process with `mmap` on this domain's fd, offset = the IOVA.
+    pub fn alloc(&self, size: u64, flags: MapFlags) -> Result<u64> {
+        Ok(self
+            .exchange(&Request::Alloc {
+                flags,
+                size,
+                iova: None,
+            })?
+            .arg1)
+    }
+
     /// Unmaps the mapping starting at `iova`; returns its size.
     pub fn unmap(&self, iova: u64) -> Result<u64> {
         Ok(self.exchange(&Request::Unmap { iova })?.arg2)

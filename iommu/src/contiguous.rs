@@ -126,6 +126,12 @@ impl ContiguousRegion {
         self.phys
     }
 
+    /// First byte of iommud's own mapping (what `mmap_prep` hands the kernel
+    /// when a client maps the region from its domain handle).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
     /// Length in bytes (a page multiple).
     pub fn len(&self) -> usize {
         self.len

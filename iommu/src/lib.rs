@@ -19,6 +19,7 @@ pub mod acpi;
 pub mod amdvi;
 pub mod assignment;
 pub mod bdf;
+pub mod buffers;
 pub mod client;
 pub mod config;
 pub mod contiguous;

@@ -22,11 +22,14 @@
 //! | `0x14` SET_INVALIDATION | domain | arg0 0 = strict, 1 = lazy | arg0 domain id, arg1 mode |
 //! | `0x15` FLUSH | domain | — | arg0 domain id, arg1 deferred IOVAs released |
 //! | `0x16` SET_QUOTA | domain | arg1 bytes (root only) | arg0 domain id, arg1 quota |
+//! | `0x18` ALLOC | domain | arg0 [`MapFlags`], arg2 size, arg3 wanted IOVA or 0 | arg0 domain id, arg1 IOVA, arg2 size |
 //! | `0x17` QUERY_SPACE | domain | arg0 window index, `u32::MAX` = summary | summary: arg0 windows, arg1 IOVA bytes free under the DMA mask, arg2 mappings, arg3 largest free range; window: arg0 index, arg1 start, arg2 end, arg3 bytes free |
 //!
-//! Opcodes `0x14..=0x17` are this daemon's additions (Red Bear clients never
+//! Opcodes `0x14..=0x18` are this daemon's additions (Red Bear clients never
 //! send them): per-domain invalidation mode, an explicit lazy flush, the
-//! mapped-bytes quota, and what is left of the IOVA space.
+//! mapped-bytes quota, what is left of the IOVA space, and ALLOC: memory
+//! iommud allocates and maps for the domain (any owner, root or not), which
+//! the client then maps with `mmap` on the domain handle, offset = the IOVA.
 //!
 //! Beside the opcodes, a domain handle takes one more operation: **ASSIGN by
 //! pcid channel**, which is fd passing, not a request (`SYS_CALL` with
@@ -88,13 +91,15 @@ pub enum Opcode {
     SetQuota = 0x16,
     /// What is left of a domain's IOVA space (iommud addition).
     QuerySpace = 0x17,
+    /// Memory iommud allocates and maps for the domain (iommud addition).
+    Alloc = 0x18,
     /// Drain the units' event logs (I/O page faults and other events).
     DrainEvents = 0x30,
 }
 
 impl Opcode {
     /// Every opcode, in wire order.
-    pub const ALL: [Opcode; 14] = [
+    pub const ALL: [Opcode; 15] = [
         Opcode::Query,
         Opcode::CreateDomain,
         Opcode::DestroyDomain,
@@ -106,6 +111,7 @@ impl Opcode {
         Opcode::Flush,
         Opcode::SetQuota,
         Opcode::QuerySpace,
+        Opcode::Alloc,
         Opcode::AssignDevice,
         Opcode::UnassignDevice,
         Opcode::DrainEvents,
@@ -125,6 +131,7 @@ impl Opcode {
             0x15 => Opcode::Flush,
             0x16 => Opcode::SetQuota,
             0x17 => Opcode::QuerySpace,
+            0x18 => Opcode::Alloc,
             0x20 => Opcode::AssignDevice,
             0x21 => Opcode::UnassignDevice,
             0x30 => Opcode::DrainEvents,
@@ -431,6 +438,15 @@ pub enum Request {
         /// `arg0`: a window index, `None` = the summary.
         window: Option<u32>,
     },
+    /// ALLOC (on a domain handle): `size` is page aligned and not zero.
+    Alloc {
+        /// Permissions (`arg0`).
+        flags: MapFlags,
+        /// Length in bytes (`arg2`).
+        size: u64,
+        /// Wanted IOVA (`arg3`), `None` = the allocator chooses.
+        iova: Option<u64>,
+    },
     /// ASSIGN_DEVICE (on a `device/<bdf>` handle).
     AssignDevice {
         /// Domain id (`arg0`).
@@ -521,6 +537,21 @@ impl Request {
             Opcode::QuerySpace => Request::QuerySpace {
                 window: unit32(arg0),
             },
+            Opcode::Alloc => {
+                let flags =
+                    MapFlags::from_wire(arg0).map_err(|_| DecodeError::InvalidArgument(op))?;
+                if arg2 == 0 || !page_aligned(arg2) || !page_aligned(arg3) {
+                    return Err(DecodeError::InvalidArgument(op));
+                }
+                if arg3.checked_add(arg2).is_none() {
+                    return Err(DecodeError::Overflow(op));
+                }
+                Request::Alloc {
+                    flags,
+                    size: arg2,
+                    iova: (arg3 != 0).then_some(arg3),
+                }
+            }
             Opcode::AssignDevice => Request::AssignDevice {
                 domain: domain_id(op, arg0)?,
                 unit: (arg1 != u64::MAX).then_some(arg1),
@@ -544,6 +575,7 @@ impl Request {
             Request::Flush => Opcode::Flush,
             Request::SetQuota { .. } => Opcode::SetQuota,
             Request::QuerySpace { .. } => Opcode::QuerySpace,
+            Request::Alloc { .. } => Opcode::Alloc,
             Request::AssignDevice { .. } => Opcode::AssignDevice,
             Request::UnassignDevice => Opcode::UnassignDevice,
             Request::DrainEvents { .. } => Opcode::DrainEvents,
@@ -573,6 +605,9 @@ impl Request {
                 size,
                 iova,
             } => RawRequest::new(op, flags.bits(), phys, size, iova.unwrap_or(0)),
+            Request::Alloc { flags, size, iova } => {
+                RawRequest::new(op, flags.bits(), 0, size, iova.unwrap_or(0))
+            }
             Request::Unmap { iova } | Request::Translate { iova } => {
                 RawRequest::new(op, 0, iova, 0, 0)
             }

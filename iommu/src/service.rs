@@ -54,6 +54,8 @@ pub struct DomainState {
     /// IOVAs of the firmware's identity-mapped ranges in it (not the
     /// client's to unmap).
     pub unity: BTreeSet<u64>,
+    /// Memory iommud allocated for the domain (ALLOC), by IOVA.
+    pub buffers: BTreeMap<u64, crate::contiguous::ContiguousRegion>,
 }
 
 /// A device assignment.
@@ -336,6 +338,7 @@ impl Iommu {
                 generations: FlushGenerations::default(),
                 devices: BTreeSet::new(),
                 unity: BTreeSet::new(),
+                buffers: BTreeMap::new(),
             },
         );
         Ok(id)
@@ -518,7 +521,7 @@ impl Iommu {
     /// MAP after the permission checks: the uid's byte and page-table
     /// limits, a lazy flush when the IOVA space is short, and a device
     /// entry rewrite when the tables grew a level.
-    fn map_checked(
+    pub(crate) fn map_checked(
         &mut self,
         id: u16,
         phys: u64,
@@ -656,6 +659,7 @@ impl Iommu {
         let size = self.metered(id, |s| s.unmap_owned(id, iova))?;
         let uid = self.domain(id)?.charged_uid;
         self.accounts.add_bytes(uid, -i128::from(size));
+        self.release_buffer(id, iova)?;
         Ok(size)
     }
 

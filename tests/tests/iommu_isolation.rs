@@ -274,3 +274,21 @@ fn iommud_reads_the_address_from_pcids_own_config_answer() {
         iommu::pcid_channel::REQUEST_CONFIG.to_vec()
     );
 }
+
+#[test]
+fn an_alloc_buffer_is_what_the_device_reaches() {
+    let m = machine();
+    let (_p, _g) = m.k.enter("driver-a", Cred::ROOT);
+    let ch = channel(A).expect("channel");
+    let d = IommuDomain::open_new().expect("domain");
+    d.assign_channel(ch.raw()).expect("assign");
+    let iova = d.alloc(2 * PAGE, MapFlags::READ_WRITE).expect("alloc");
+    m.a.dma_write(iova + PAGE, b"into iommud's buffer")
+        .expect("dma");
+    let phys = d.translate(iova + PAGE).expect("translate");
+    let mut got = [0u8; 20];
+    assert!(m.k.phys().read(phys, &mut got));
+    assert_eq!(&got, b"into iommud's buffer");
+    assert_eq!(d.unmap(iova).expect("unmap"), 2 * PAGE);
+    assert_eq!(m.a.dma_write(iova, b"x"), Err(DmaFault::Translation(iova)));
+}

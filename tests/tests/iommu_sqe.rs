@@ -383,3 +383,55 @@ fn assign_by_channel_needs_the_owners_handle_and_assigns_what_pcid_says() {
         .copied();
     assert_eq!(held.map(|a| a.domain), Some(1));
 }
+
+#[test]
+fn alloc_gives_any_owner_dma_memory_it_maps_from_its_handle() {
+    use redox_scheme::scheme::SchemeSync;
+    let k = Kernel::boot();
+    let unit = SimAmdVi::new(&k);
+    let (_p, _g) = k.enter("iommud", Cred::ROOT);
+    let iommu = iommu::daemon::build(iommu::Config::default(), vec![unit.mmio()]).expect("build");
+    let mut h = SqeHarness::new(IommuScheme::new(iommu));
+    become_process(&mut h, 200, 1000);
+    let dom = h
+        .open("domain/new", O_RDWR)
+        .expect("an unprivileged process's domain");
+    let raw = RawRequest::new(Opcode::Map, 0, 0x1_0000_0000, 0x2000, 0).encode();
+    assert_eq!(status(&exchange(&mut h, dom, &raw)), (-EACCES, 0x10));
+    let alloc = RawRequest::new(Opcode::Alloc, 0, 0, 0x2000, 0).encode();
+    let r = exchange(&mut h, dom, &alloc);
+    assert_eq!((r.status, r.arg2), (0, 0x2000));
+    let iova = r.arg1;
+    let tr = RawRequest::new(Opcode::Translate, 0, iova + 0x1008, 0, 0).encode();
+    let phys = exchange(&mut h, dom, &tr).arg2;
+    // mmap on the handle, offset = IOVA: the same pages the device reaches.
+    let ctx = h.ctx();
+    let flags = syscall::flag::MapFlags::PROT_READ | syscall::flag::MapFlags::PROT_WRITE;
+    let addr = h
+        .scheme
+        .mmap_prep(dom, iova + 0x1000, 0x1000, flags, &ctx)
+        .expect("mmap");
+    // SAFETY: iommud's own mapping of the buffer, in this process (the test).
+    unsafe { (addr as *mut u64).add(1).write_volatile(0x5EED) };
+    assert_eq!(k.phys().read_u64(phys), Some(0x5EED));
+    // Out of the buffer, or from another process's handle: refused.
+    assert!(
+        h.scheme
+            .mmap_prep(dom, iova + 0x1000, 0x2000, flags, &ctx)
+            .is_err()
+    );
+    become_process(&mut h, 300, 0);
+    let ro = h.open("domain/1", O_RDONLY).expect("root read-only");
+    let ctx = h.ctx();
+    assert_eq!(
+        h.scheme.mmap_prep(ro, iova, 0x1000, flags, &ctx),
+        Err(syscall::Error::new(EACCES))
+    );
+    // UNMAP hands the memory back (and the bytes to the uid).
+    become_process(&mut h, 200, 1000);
+    let un = RawRequest::new(Opcode::Unmap, 0, iova, 0, 0).encode();
+    assert_eq!({ exchange(&mut h, dom, &un).status }, 0);
+    assert_eq!(h.scheme.iommu().accounts().usage(1000).mapped_bytes, 0);
+    let ctx = h.ctx();
+    assert!(h.scheme.mmap_prep(dom, iova, 0x1000, flags, &ctx).is_err());
+}

@@ -488,6 +488,28 @@ impl SchemeSync for IommuScheme {
         result.map(|_| 0)
     }
 
+    /// `mmap` on a domain handle, offset = the IOVA of an ALLOC buffer: the
+    /// client maps the pages iommud allocated for it (the kernel maps what this
+    /// returns, an address in iommud's own mapping of the buffer). The
+    /// owner's handle only; anything else is `EACCES` / `EINVAL`.
+    fn mmap_prep(
+        &mut self,
+        id: usize,
+        offset: u64,
+        size: usize,
+        _flags: syscall::flag::MapFlags,
+        _ctx: &CallerCtx,
+    ) -> Result<usize> {
+        let (target, access, opener) = self.channel(id)?;
+        let Target::Domain(domain) = target else {
+            return Err(Error::new(syscall::error::EOPNOTSUPP));
+        };
+        if access != Access::Full {
+            return Err(Error::new(EACCES));
+        }
+        self.iommu.buffer_address(domain, opener, offset, size)
+    }
+
     fn on_close(&mut self, id: usize) {
         let Some(handle) = self.handles.remove(&id) else {
             return;

@@ -151,6 +151,10 @@ fn run(iommu: &mut Iommu, target: Target, client: Client, request: Request) -> R
             let iova = iommu.map(id, client, phys, size, flags, iova)?;
             ok(u32::from(id), iova, size, 0)
         }
+        (Target::Domain(id), Request::Alloc { flags, size, iova }) => {
+            let iova = iommu.alloc(id, client, size, flags, iova)?;
+            ok(u32::from(id), iova, size, 0)
+        }
         (Target::Domain(id), Request::Unmap { iova }) => {
             let size = iommu.unmap(id, client, iova)?;
             ok(u32::from(id), iova, size, 0)
