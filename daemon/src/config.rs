@@ -9,6 +9,17 @@ pub struct Config {
     pub scheme_name: String,
     /// Most concurrent sessions (scan or read) over all clients.
     pub session_limit: u32,
+    /// Most open handles of one non-root user, all its processes together.
+    pub handles_per_uid: u32,
+    /// Most open handles of one process (root's too).
+    pub handles_per_process: u32,
+    /// Most live sessions of one non-root user.
+    pub sessions_per_uid: u32,
+    /// Most live sessions of one process (root's too).
+    pub sessions_per_process: u32,
+    /// SMI-raising operations one non-root user may ask for per second
+    /// (`EAGAIN` past it); root is not limited.
+    pub smi_per_second: u32,
     /// Seconds a session may sit idle before housekeeping expires it.
     pub session_idle_timeout_secs: u32,
     /// Device reads are refused with `EBUSY` above this temperature.
@@ -37,6 +48,11 @@ impl Default for Config {
         Self {
             scheme_name: "dsmil".into(),
             session_limit: 256,
+            handles_per_uid: 1024,
+            handles_per_process: 1024,
+            sessions_per_uid: 32,
+            sessions_per_process: 32,
+            smi_per_second: 20,
             session_idle_timeout_secs: 30,
             thermal_limit_celsius: 85,
             housekeeping_interval_ms: 1000,

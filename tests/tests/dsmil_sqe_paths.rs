@@ -312,12 +312,16 @@ fn device_files_read_in_chunks_and_root_writes_reach_firmware() {
     assert_eq!(sim.firmware.writes(0x8002), 1);
     h.as_user(1000, 1000);
     assert_eq!(
-        h.write(w, &1u32.to_le_bytes()),
+        h.open("device/8002", O_WRONLY),
         Err(EACCES),
         "non-root write"
     );
-    assert_eq!(h.open("device/8002", O_WRONLY), Err(EACCES));
+    assert_eq!(h.open("device/8002", O_RDWR), Err(EACCES), "non-root write");
     assert_eq!(sim.firmware.writes(0x8002), 1);
+    // Authority is what the handle recorded at open: root's handle (passed on,
+    // say) writes whatever credentials the request carries.
+    assert_eq!(h.write(w, &1u32.to_le_bytes()), Ok(4));
+    assert_eq!(sim.firmware.writes(0x8002), 2);
     assert_eq!(sim.firmware.quarantined_writes(), 0);
     h.close(w);
 }
@@ -444,15 +448,18 @@ fn config_files_are_validated_and_root_only() {
     );
     h.as_user(1000, 1000);
     assert_eq!(h.open("config/thermal_limit", O_WRONLY), Err(EACCES));
-    assert_eq!(h.write(t, b"90"), Err(EACCES), "non-root write");
-    assert_eq!(text(&mut h, "config/thermal_limit"), "40\n");
+    // Root's handle keeps root's authority (the opener recorded at open).
+    assert_eq!(h.write(t, b"90"), Ok(2));
+    assert_eq!(text(&mut h, "config/thermal_limit"), "90\n");
     assert_eq!(h.open("config/nope", O_RDONLY), Err(ENOENT));
     let dir = h.open("config", O_RDONLY | O_DIRECTORY).expect("dir");
     let mut buf = [0u8; 256];
     let n = h.read(dir, &mut buf).unwrap();
     assert_eq!(
         &buf[..n],
-        b"session_limit\nsession_idle_timeout\nthermal_limit\nhousekeeping_interval\n"
+        b"session_limit\nsession_idle_timeout\nthermal_limit\nhousekeeping_interval\n\
+          handles_per_uid\nhandles_per_process\nsessions_per_uid\nsessions_per_process\n\
+          smi_per_second\n"
     );
     assert_eq!(h.open("version", O_RDONLY | O_DIRECTORY), Err(ENOTDIR));
     assert_eq!(h.open("device", O_WRONLY), Err(EISDIR));

@@ -4,6 +4,7 @@
 use syscall::error::{EINVAL, Error, Result};
 
 use super::DsmilScheme;
+use super::clients::Opener;
 use super::handle::{ControlSession, Handle, SessionKind};
 use super::oplog::Target;
 use crate::device::{ReadSession, ScanSession};
@@ -58,16 +59,16 @@ fn sessions_of(
 }
 
 impl DsmilScheme {
-    /// Runs one control request for handle `id`, opened by `uid`; counts and
+    /// Runs one control request for handle `id`, opened by `who`; counts and
     /// logs it.
     pub(super) fn execute(
         &mut self,
         id: usize,
         req: &ControlRequest,
-        uid: u32,
-        pid: usize,
+        who: Opener,
     ) -> Result<ControlReply> {
-        let outcome = self.execute_op(id, req, uid);
+        let pid = who.pid;
+        let outcome = self.execute_op(id, req, who);
         self.stats.op(req.op).count(&outcome);
         if let Err(e) = &outcome {
             let quarantined = Machine::token(req.arg0).is_ok_and(|t| t.is_quarantined())
@@ -94,15 +95,16 @@ impl DsmilScheme {
     fn start_session(
         &mut self,
         id: usize,
+        who: Opener,
         now: u64,
         build: impl FnOnce(&mut Self, u64) -> Result<(SessionStart, SessionKind)>,
     ) -> Result<ControlReply> {
         sessions_of(&mut self.handles, id)?;
-        let sid = self.reserve_session()?;
+        let sid = self.reserve_session(who)?;
         let (start, kind) = match build(self, sid) {
             Ok(built) => built,
             Err(e) => {
-                self.release_sessions(1, false);
+                self.release_sessions(who, 1, false);
                 return Err(e);
             }
         };
@@ -116,16 +118,19 @@ impl DsmilScheme {
         ControlReply::inline(|out| start.encode(out))
     }
 
-    fn execute_op(&mut self, id: usize, req: &ControlRequest, uid: u32) -> Result<ControlReply> {
+    fn execute_op(&mut self, id: usize, req: &ControlRequest, who: Opener) -> Result<ControlReply> {
         let now = self.now_ms();
+        let uid = who.uid;
         match req.op {
             Op::GetVersion => ControlReply::inline(|out| VersionInfo::default().encode(out)),
             Op::GetStatus => {
+                self.take_smi(who)?;
                 self.machine.refresh_thermal();
                 let status = self.machine.table().system_status(self.last_scan_ms);
                 ControlReply::inline(|out| status.encode(out))
             }
             Op::GetThermal => {
+                self.take_smi(who)?;
                 self.machine.refresh_thermal();
                 // No sensor reading: no temperature to report, rather than a guess.
                 if !self.machine.table().thermal().is_available() {
@@ -143,16 +148,23 @@ impl DsmilScheme {
             }
             Op::ReadDevice => {
                 let token = Machine::token(req.arg0)?;
+                // A quarantined token is refused before any SMI: no budget spent.
+                if !token.is_quarantined() {
+                    self.take_smi(who)?;
+                }
                 self.machine.capture(token, uid).map(ControlReply::Owned)
             }
-            Op::ScanStart => self.start_session(id, now, |me, sid| {
+            Op::ScanStart => self.start_session(id, who, now, |me, sid| {
                 me.last_scan_ms = now;
                 let s = ScanSession::new(sid, me.machine.table().snapshot())?;
                 Ok((s.start_reply(), SessionKind::Scan(s)))
             }),
             Op::ReadStart => {
                 let token = Machine::token(req.arg0)?;
-                self.start_session(id, now, |me, sid| {
+                if !token.is_quarantined() {
+                    self.take_smi(who)?;
+                }
+                self.start_session(id, who, now, |me, sid| {
                     let data = me.machine.capture(token, uid)?;
                     let s = ReadSession::new(sid, token, data)?;
                     Ok((s.start_reply(), SessionKind::Read(s)))
@@ -190,7 +202,7 @@ impl DsmilScheme {
                     Some(SessionKind::Read(s)) => s.summary(),
                     None => return Err(Error::new(EINVAL)),
                 };
-                self.release_sessions(1, false);
+                self.release_sessions(who, 1, false);
                 ControlReply::inline(|out| summary.encode(out))
             }
         }

@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 
 use super::DsmilScheme;
-use super::handle::Handle;
 use crate::wire::EventRecord;
 
 /// Records one reader may have waiting; past it the oldest is dropped.
@@ -21,6 +20,9 @@ pub struct EventQueue {
     lost: u32,
     /// The reader asked for readiness (`fevent`): post it when records arrive.
     pub subscribed: bool,
+    /// A readiness post for this reader is waiting to be taken, so another
+    /// record needs none (no search through the waiting posts).
+    pub post_pending: bool,
 }
 
 impl EventQueue {
@@ -52,6 +54,11 @@ impl EventQueue {
 
 impl DsmilScheme {
     /// Stamps the machine's notices and queues them for every reader.
+    ///
+    /// The work is one step per reader per notice: only `events` handles are
+    /// visited (they have their own table), and a reader's readiness post is
+    /// deduplicated by a flag on its queue rather than by searching the posts.
+    /// [`fanout_steps`](Self::fanout_steps) counts the steps.
     pub(super) fn flush_notices(&mut self) {
         if !self.machine.has_notices() {
             return;
@@ -68,17 +75,35 @@ impl DsmilScheme {
                 notice.arg0,
                 notice.arg1,
             );
-            for (id, handle) in self.handles.iter_mut() {
-                if let Handle::Events(queue) = handle {
-                    if queue.push(record) {
-                        self.stats.events_lost += 1;
-                    }
-                    if queue.subscribed && !self.fevent_posts.contains(id) {
-                        self.fevent_posts.push(*id);
-                    }
+            for (id, queue) in self.readers.iter_mut() {
+                self.fanout_steps += 1;
+                if queue.push(record) {
+                    self.stats.events_lost += 1;
+                }
+                if queue.subscribed && !queue.post_pending {
+                    queue.post_pending = true;
+                    self.fevent_posts.push(*id);
                 }
             }
         }
+    }
+
+    /// Handles whose readers asked for readiness and now have records: the
+    /// daemon posts `EVENT_READ` for each (`Response::post_fevent`).
+    pub fn take_fevent_posts(&mut self) -> Vec<usize> {
+        let posts = std::mem::take(&mut self.fevent_posts);
+        for id in &posts {
+            if let Some(queue) = self.readers.get_mut(id) {
+                queue.post_pending = false;
+            }
+        }
+        posts
+    }
+
+    /// Steps publishing has taken since start: one per reader per notice
+    /// (tests count them to show fan-out is linear in the readers).
+    pub fn fanout_steps(&self) -> u64 {
+        self.fanout_steps
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use super::events::EventQueue;
 use super::path::{Node, TextFile};
 use super::tunables::Tunable;
 use crate::device::{ReadSession, ScanSession};
@@ -25,23 +24,14 @@ pub(crate) enum SessionKind {
 /// belong to the open description: another client (or another open by the
 /// same client) can never name them, and closing frees them.
 pub(crate) enum Handle {
-    /// A directory: its listing, rendered at open.
-    Dir {
-        node: Node,
-        listing: Vec<u8>,
-        pos: usize,
-    },
-    /// A text file snapshot.
-    Text {
-        file: TextFile,
-        content: Vec<u8>,
-        pos: usize,
-    },
-    /// The control channel.
+    /// A directory: its listing is rendered at each read.
+    Dir { node: Node, pos: usize },
+    /// A text file: rendered at each read (nothing per handle but the
+    /// position), so a handle costs the same whatever the file's size.
+    Text { file: TextFile, pos: usize },
+    /// The control channel. Permission and attribution use the opener the
+    /// scheme recorded at open (`Clients`), as for every handle.
     Control {
-        /// Who opened it: `call` carries no credentials, so permission and
-        /// attribution use the opener.
-        opener_uid: u32,
         /// The reply to the last written request, until it is read
         /// (`None`). The buffer is kept and reused, so a write/read cycle
         /// allocates nothing once the channel has been used.
@@ -66,15 +56,15 @@ pub(crate) enum Handle {
         session: Option<ReadSession>,
         last_used_ms: u64,
     },
-    /// `config/<name>`.
+    /// `config/<name>`: rendered at each read.
     Config {
         tunable: Tunable,
-        content: Vec<u8>,
         pos: usize,
         writable: bool,
     },
-    /// `events`: this reader's queue.
-    Events(EventQueue),
+    /// `events`: the reader's queue lives in the scheme's reader table, so
+    /// publishing visits readers only, not every handle.
+    Events,
     /// `mmio` (opened by root).
     Mmio,
 }
@@ -94,6 +84,16 @@ impl Handle {
         }
     }
 
+    /// Moves the read position of a rendered file (directory, text, config).
+    pub(crate) fn set_pos(&mut self, to: usize) {
+        match self {
+            Handle::Dir { pos, .. } | Handle::Text { pos, .. } | Handle::Config { pos, .. } => {
+                *pos = to
+            }
+            _ => {}
+        }
+    }
+
     /// The node it was opened as.
     pub(crate) fn node(&self) -> Node {
         match self {
@@ -103,7 +103,7 @@ impl Handle {
             Handle::Scan { .. } => Node::Scan,
             Handle::Device { token, .. } => Node::Device(*token),
             Handle::Config { tunable, .. } => Node::Config(*tunable),
-            Handle::Events(_) => Node::Events,
+            Handle::Events => Node::Events,
             Handle::Mmio => Node::Mmio,
         }
     }

@@ -8,6 +8,7 @@
 //! operation ring), [`text`] (the human-readable files). This file holds the
 //! scheme state, reads, and the `SchemeSync` dispatch.
 
+pub mod clients;
 pub mod control;
 pub mod events;
 mod handle;
@@ -22,6 +23,10 @@ pub mod tunables;
 mod writes;
 
 use std::collections::BTreeMap;
+
+use clients::{Clients, Opener};
+use events::EventQueue;
+use tunables::Tunable;
 
 use redox_scheme::scheme::SchemeSync;
 use redox_scheme::{CallerCtx, OpenResult};
@@ -67,6 +72,19 @@ pub struct DsmilScheme {
     event_seq: u64,
     fevent_posts: Vec<usize>,
     last_scan_ms: u64,
+    /// Who opened each handle, and what each user and process holds.
+    clients: Clients,
+    /// The queue of each `events` handle, by handle id.
+    readers: BTreeMap<usize, EventQueue>,
+    fanout_steps: u64,
+}
+
+/// A file whose bytes are made at each read.
+#[derive(Clone, Copy)]
+enum Rendered {
+    Dir(Node),
+    Text(TextFile),
+    Config(Tunable),
 }
 
 fn copy_out(src: &[u8], pos: &mut usize, offset: u64, buf: &mut [u8]) -> usize {
@@ -120,6 +138,9 @@ impl DsmilScheme {
             event_seq: 0,
             fevent_posts: Vec::new(),
             last_scan_ms: 0,
+            clients: Clients::default(),
+            readers: BTreeMap::new(),
+            fanout_steps: 0,
         };
         let report = scheme.machine.bring_up();
         if !report.failed.is_empty() || !report.blocked_groups.is_empty() {
@@ -159,34 +180,90 @@ impl DsmilScheme {
         &self.stats
     }
 
-    /// Handles whose readers asked for readiness and now have records: the
-    /// daemon posts `EVENT_READ` for each (`Response::post_fevent`).
-    pub fn take_fevent_posts(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.fevent_posts)
+    /// The per-client books (who opened what, what each user and process
+    /// holds).
+    pub fn clients(&self) -> &Clients {
+        &self.clients
     }
 
     fn now_ms(&self) -> u64 {
         self.machine.now_ms()
     }
 
-    fn insert(&mut self, handle: Handle) -> Result<usize> {
+    /// `EMFILE` when the global handle bound or `who`'s user or process
+    /// bound is reached.
+    fn check_handle_bound(&mut self, who: Opener) -> Result<()> {
         if self.handles.len() >= MAX_HANDLES {
+            self.stats.handles_refused += 1;
             return Err(Error::new(EMFILE));
         }
+        if let Err(bound) = self.clients.check_handle(who, &self.config) {
+            self.stats.handles_refused += 1;
+            self.stats.client_bound(bound);
+            return Err(Error::new(EMFILE));
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, handle: Handle, who: Opener) -> Result<usize> {
+        self.check_handle_bound(who)?;
         while self.next_id == ROOT_ID || self.handles.contains_key(&self.next_id) {
             self.next_id = self.next_id.wrapping_add(1);
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.handles.insert(id, handle);
+        self.clients.opened(id, who);
         Ok(id)
+    }
+
+    /// Who opened handle `id` (root for the scheme root and unknown ids,
+    /// which own nothing).
+    fn opener_of(&self, id: usize) -> Opener {
+        self.clients.opener(id).unwrap_or(Opener { uid: 0, pid: 0 })
+    }
+
+    /// Takes one SMI-raising operation from `who`'s per-second budget
+    /// (`EAGAIN`, counted in `stats`, when it is spent; root is not limited).
+    fn take_smi(&mut self, who: Opener) -> Result<()> {
+        let now = self.now_ms();
+        let outcome = self.clients.take_smi(who, self.config.smi_per_second, now);
+        if outcome.is_err() {
+            self.stats.smi_rate_limited += 1;
+        }
+        outcome
+    }
+
+    /// The bytes of a rendered file; `fresh` (a read from offset 0) re-reads
+    /// the thermal sensor first for the files that show it, an SMI on the
+    /// opener's behalf, when the opener's SMI budget allows it.
+    fn render_for(&mut self, id: usize, what: Rendered, fresh: bool) -> Vec<u8> {
+        match what {
+            Rendered::Dir(node) => listing(node),
+            Rendered::Config(tunable) => tunable.render(&self.config).into_bytes(),
+            Rendered::Text(file) => {
+                if fresh
+                    && matches!(
+                        file,
+                        TextFile::Status | TextFile::Thermal | TextFile::Health
+                    )
+                {
+                    // Over its SMI budget a user sees the last reading
+                    // instead (the refusal still counts in `stats`).
+                    let who = self.opener_of(id);
+                    if self.take_smi(who).is_ok() {
+                        self.machine.refresh_thermal();
+                    }
+                }
+                self.render(file).into_bytes()
+            }
+        }
     }
 
     fn render(&mut self, file: TextFile) -> String {
         match file {
             TextFile::Version => text::version(),
             TextFile::Status => {
-                self.machine.refresh_thermal();
                 let health = self.machine.health();
                 let guard = self.machine.table().thermal();
                 text::status(&text::StatusView {
@@ -201,16 +278,10 @@ impl DsmilScheme {
                     health: health.score,
                 })
             }
-            TextFile::Thermal => {
-                self.machine.refresh_thermal();
-                text::thermal(self.machine.table().thermal())
-            }
-            TextFile::Health => {
-                self.machine.refresh_thermal();
-                text::health(&self.machine.health())
-            }
+            TextFile::Thermal => text::thermal(self.machine.table().thermal()),
+            TextFile::Health => text::health(&self.machine.health()),
             TextFile::Devices => text::devices(self.machine.table()),
-            TextFile::Stats => self.stats.render(self.machine.smi_totals()),
+            TextFile::Stats => self.stats.render(self.machine.smi_totals(), &self.clients),
             TextFile::Log => self.log.render(),
         }
     }
@@ -229,12 +300,30 @@ impl DsmilScheme {
         offset: u64,
         fcntl_flags: u32,
     ) -> Result<usize> {
+        let rendered = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
+            Handle::Dir { node, pos } => Some((Rendered::Dir(*node), *pos)),
+            Handle::Text { file, pos } => Some((Rendered::Text(*file), *pos)),
+            Handle::Config { tunable, pos, .. } => Some((Rendered::Config(*tunable), *pos)),
+            _ => None,
+        };
+        if let Some((what, mut pos)) = rendered {
+            let at = if offset == u64::MAX {
+                pos
+            } else {
+                usize::try_from(offset).unwrap_or(usize::MAX)
+            };
+            let bytes = self.render_for(id, what, at == 0);
+            let n = copy_out(&bytes, &mut pos, offset, buf);
+            if let Some(handle) = self.handles.get_mut(&id) {
+                handle.set_pos(pos);
+            }
+            return Ok(n);
+        }
         let now = self.now_ms();
         let thermal = self.machine.table().thermal().check();
         match self.handles.get_mut(&id).ok_or(Error::new(EBADF))? {
-            Handle::Dir { listing, pos, .. } => Ok(copy_out(listing, pos, offset, buf)),
-            Handle::Text { content, pos, .. } | Handle::Config { content, pos, .. } => {
-                Ok(copy_out(content, pos, offset, buf))
+            Handle::Dir { .. } | Handle::Text { .. } | Handle::Config { .. } => {
+                Err(Error::new(EBADF))
             }
             Handle::Control {
                 response, pending, ..
@@ -271,7 +360,8 @@ impl DsmilScheme {
                 session.read(buf)
             }
             Handle::Mmio => self.read_mmio(buf, offset),
-            Handle::Events(queue) => {
+            Handle::Events => {
+                let queue = self.readers.get_mut(&id).ok_or(Error::new(EBADF))?;
                 if buf.len() < EventRecord::SIZE {
                     return Err(Error::new(EINVAL));
                 }
@@ -310,7 +400,14 @@ impl SchemeSync for DsmilScheme {
         };
         let node = Node::parse(&format!("{base}{path}"));
         let outcome = match node {
-            Some(node) => self.open_node(node, flags, ctx.uid),
+            Some(node) => self.open_node(
+                node,
+                flags,
+                Opener {
+                    uid: ctx.uid,
+                    pid: ctx.pid,
+                },
+            ),
             None => Err(Error::new(ENOENT)),
         };
         self.stats.open.count(&outcome);
@@ -366,11 +463,14 @@ impl SchemeSync for DsmilScheme {
         buf: &[u8],
         offset: u64,
         _fcntl_flags: u32,
-        ctx: &CallerCtx,
+        _ctx: &CallerCtx,
     ) -> Result<usize> {
+        // Permission and attribution come from the opener recorded at open,
+        // whatever credentials this request carries.
+        let who = self.opener_of(id);
         let outcome = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
             Handle::Control { .. } => ControlRequest::decode(buf)
-                .and_then(|req| self.execute(id, &req, ctx.uid, ctx.pid))
+                .and_then(|req| self.execute(id, &req, who))
                 .and_then(|reply| match self.handles.get_mut(&id) {
                     Some(Handle::Control {
                         response, pending, ..
@@ -382,9 +482,9 @@ impl SchemeSync for DsmilScheme {
                     }
                     _ => Err(Error::new(EBADF)),
                 }),
-            Handle::Device { .. } => self.write_device(id, buf, ctx.uid),
+            Handle::Device { .. } => self.write_device(id, buf, who.uid),
             Handle::Mmio => self.write_mmio(buf, offset),
-            Handle::Config { .. } => self.write_config(id, buf, ctx.uid),
+            Handle::Config { .. } => self.write_config(id, buf, who.uid),
             Handle::Dir { .. } => Err(Error::new(EISDIR)),
             _ => Err(Error::new(EACCES)),
         };
@@ -398,7 +498,7 @@ impl SchemeSync for DsmilScheme {
             None => Target::None,
         };
         self.log
-            .record(now, ctx.pid, "write", target, errno(&outcome));
+            .record(now, who.pid, "write", target, errno(&outcome));
         self.flush_notices();
         outcome
     }
@@ -408,24 +508,22 @@ impl SchemeSync for DsmilScheme {
         id: usize,
         payload: &mut [u8],
         metadata: &[u64],
-        ctx: &CallerCtx,
+        _ctx: &CallerCtx,
     ) -> Result<usize> {
         // `call` carries metadata where other requests carry credentials
         // (redox-os/kernel src/scheme/user.rs `kcall`: args[5] is metadata word 2),
-        // so `ctx.uid` is whatever the caller chose: the uid recorded at open
+        // so `ctx.uid` is whatever the caller chose: the opener recorded at open
         // authorises and attributes the call.
+        let who = self.opener_of(id);
         let outcome = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
-            Handle::Control { opener_uid, .. } => {
-                let uid = *opener_uid;
-                ControlRequest::from_metadata(metadata)
-                    .and_then(|req| self.execute(id, &req, uid, ctx.pid))
-                    .and_then(|reply| {
-                        let bytes = reply.as_bytes();
-                        let out = payload.get_mut(..bytes.len()).ok_or(Error::new(EINVAL))?;
-                        out.copy_from_slice(bytes);
-                        Ok(bytes.len())
-                    })
-            }
+            Handle::Control { .. } => ControlRequest::from_metadata(metadata)
+                .and_then(|req| self.execute(id, &req, who))
+                .and_then(|reply| {
+                    let bytes = reply.as_bytes();
+                    let out = payload.get_mut(..bytes.len()).ok_or(Error::new(EINVAL))?;
+                    out.copy_from_slice(bytes);
+                    Ok(bytes.len())
+                }),
             _ => Err(Error::new(EINVAL)),
         };
         self.stats.call.count(&outcome);
@@ -449,8 +547,9 @@ impl SchemeSync for DsmilScheme {
     }
 
     fn fevent(&mut self, id: usize, flags: EventFlags, _ctx: &CallerCtx) -> Result<EventFlags> {
-        match self.handles.get_mut(&id).ok_or(Error::new(EBADF))? {
-            Handle::Events(queue) => {
+        match self.handles.get(&id).ok_or(Error::new(EBADF))? {
+            Handle::Events => {
+                let queue = self.readers.get_mut(&id).ok_or(Error::new(EBADF))?;
                 queue.subscribed = flags.contains(EventFlags::EVENT_READ);
                 Ok(if queue.is_ready() {
                     EventFlags::EVENT_READ
@@ -509,8 +608,11 @@ impl SchemeSync for DsmilScheme {
 
     fn on_close(&mut self, id: usize) {
         if let Some(handle) = self.handles.remove(&id) {
+            self.readers.remove(&id);
             let held = handle.sessions();
-            self.release_sessions(held, false);
+            let who = self.opener_of(id);
+            self.release_sessions(who, held, false);
+            self.clients.closed(id);
             let now = self.now_ms();
             self.log.record(
                 now,

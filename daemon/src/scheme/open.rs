@@ -5,14 +5,21 @@ use std::collections::BTreeMap;
 use syscall::error::{EACCES, EISDIR, ENOTDIR, Error, Result};
 use syscall::flag::{O_ACCMODE, O_DIRECTORY, O_RDONLY, O_WRONLY};
 
+use super::DsmilScheme;
+use super::clients::Opener;
 use super::events::EventQueue;
 use super::handle::Handle;
 use super::path::Node;
-use super::{DsmilScheme, listing};
 use crate::device::{ReadSession, ScanSession};
 
 impl DsmilScheme {
-    pub(super) fn open_node(&mut self, node: Node, flags: usize, uid: u32) -> Result<usize> {
+    /// Opens `node` for `who` (the kernel's caller record at this open, kept
+    /// with the handle for everything done through it later).
+    pub(super) fn open_node(&mut self, node: Node, flags: usize, who: Opener) -> Result<usize> {
+        // The per-client handle bound is checked before any work (a session,
+        // an SMI) is done for an open that would be refused anyway.
+        self.check_handle_bound(who)?;
+        let uid = who.uid;
         let access = flags & O_ACCMODE;
         // Redox spells read-only as its own bit; 0 (no mode) reads too.
         let wants_write = access & O_WRONLY != 0;
@@ -21,11 +28,7 @@ impl DsmilScheme {
             if wants_write {
                 return Err(Error::new(EISDIR));
             }
-            return self.insert(Handle::Dir {
-                node,
-                listing: listing(node),
-                pos: 0,
-            });
+            return self.insert(Handle::Dir { node, pos: 0 }, who);
         }
         if flags & O_DIRECTORY != 0 {
             return Err(Error::new(ENOTDIR));
@@ -34,7 +37,6 @@ impl DsmilScheme {
         let handle = match node {
             Node::Root | Node::DeviceDir | Node::ConfigDir => return Err(Error::new(EISDIR)),
             Node::Control => Handle::Control {
-                opener_uid: uid,
                 response: Vec::new(),
                 pending: false,
                 sessions: BTreeMap::new(),
@@ -43,7 +45,7 @@ impl DsmilScheme {
                 if wants_write {
                     return Err(Error::new(EACCES));
                 }
-                let sid = self.reserve_session()?;
+                let sid = self.reserve_session(who)?;
                 self.last_scan_ms = now;
                 match ScanSession::new(sid, self.machine.table().snapshot()) {
                     Ok(session) => Handle::Scan {
@@ -51,7 +53,7 @@ impl DsmilScheme {
                         last_used_ms: now,
                     },
                     Err(e) => {
-                        self.release_sessions(1, false);
+                        self.release_sessions(who, 1, false);
                         return Err(e);
                     }
                 }
@@ -70,7 +72,9 @@ impl DsmilScheme {
                     return Err(self.refuse(Some(token), EACCES, uid));
                 }
                 let session = if wants_read {
-                    let sid = self.reserve_session()?;
+                    // A read of the token is an SMI on the opener's behalf.
+                    self.take_smi(who)?;
+                    let sid = self.reserve_session(who)?;
                     let captured = self
                         .machine
                         .capture(token, uid)
@@ -78,7 +82,7 @@ impl DsmilScheme {
                     match captured {
                         Ok(s) => Some(s),
                         Err(e) => {
-                            self.release_sessions(1, false);
+                            self.release_sessions(who, 1, false);
                             self.stats.refusal(e.errno, false);
                             return Err(e);
                         }
@@ -100,7 +104,6 @@ impl DsmilScheme {
                 }
                 Handle::Config {
                     tunable,
-                    content: tunable.render(&self.config).into_bytes(),
                     pos: 0,
                     writable: wants_write,
                 }
@@ -109,21 +112,19 @@ impl DsmilScheme {
                 if wants_write {
                     return Err(Error::new(EACCES));
                 }
-                Handle::Events(EventQueue::default())
+                let id = self.insert(Handle::Events, who)?;
+                self.readers.insert(id, EventQueue::default());
+                return Ok(id);
             }
             Node::Mmio => self.open_mmio(uid)?,
             Node::Text(file) => {
                 if wants_write {
                     return Err(Error::new(EACCES));
                 }
-                Handle::Text {
-                    file,
-                    content: self.render(file).into_bytes(),
-                    pos: 0,
-                }
+                Handle::Text { file, pos: 0 }
             }
         };
-        let id = self.insert(handle);
+        let id = self.insert(handle, who);
         if id.is_err() {
             // The handle (and any session in it) was dropped: give it back.
             let held = match node {
@@ -131,7 +132,7 @@ impl DsmilScheme {
                 Node::Device(_) if wants_read => 1,
                 _ => 0,
             };
-            self.release_sessions(held, false);
+            self.release_sessions(who, held, false);
         }
         id
     }

@@ -158,6 +158,6 @@ mod tests {
             "paths name tokens in 0x-hex"
         );
         assert_eq!(Node::DeviceDir.entries().len(), 108);
-        assert_eq!(Node::ConfigDir.entries().len(), 4);
+        assert_eq!(Node::ConfigDir.entries().len(), Tunable::ALL.len());
     }
 }

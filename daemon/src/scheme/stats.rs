@@ -56,9 +56,25 @@ pub struct Stats {
     pub events_lost: u64,
     /// Housekeeping passes.
     pub housekeeping: u64,
+    /// Opens refused by a handle bound (global, user or process: `EMFILE`).
+    pub handles_refused: u64,
+    /// Handle or session refusals by a user's bound.
+    pub refused_user_bound: u64,
+    /// Handle or session refusals by a process's bound.
+    pub refused_process_bound: u64,
+    /// SMI-raising operations refused by a user's per-second budget (`EAGAIN`).
+    pub smi_rate_limited: u64,
 }
 
 impl Stats {
+    /// Counts a refusal by a per-client bound.
+    pub fn client_bound(&mut self, bound: super::clients::Bound) {
+        match bound {
+            super::clients::Bound::User => self.refused_user_bound += 1,
+            super::clients::Bound::Process => self.refused_process_bound += 1,
+        }
+    }
+
     /// The counter of a control op.
     pub fn op(&mut self, op: Op) -> &mut Counter {
         // `Op` numbers are 1..=11, so the index is always in range; the
@@ -80,7 +96,11 @@ impl Stats {
 
     /// The `stats` file: `key: calls errors` lines for operations, then
     /// `key: value` totals.
-    pub fn render(&self, smi: crate::machine::SmiTotals) -> String {
+    pub fn render(
+        &self,
+        smi: crate::machine::SmiTotals,
+        clients: &super::clients::Clients,
+    ) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# operation: calls errors");
         for (op, c) in Op::ALL.iter().zip(self.control.iter()) {
@@ -110,6 +130,12 @@ impl Stats {
             ("smi_failures", smi.failures),
             ("smi_timeouts", smi.timeouts),
             ("smi_refused", smi.refused),
+            ("smi_rate_limited", self.smi_rate_limited),
+            ("handles_refused", self.handles_refused),
+            ("refused_user_bound", self.refused_user_bound),
+            ("refused_process_bound", self.refused_process_bound),
+            ("clients_users", clients.tracked().0 as u64),
+            ("clients_processes", clients.tracked().1 as u64),
         ] {
             let _ = writeln!(s, "{name}: {v}");
         }

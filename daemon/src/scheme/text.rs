@@ -1,6 +1,9 @@
 //! The human-readable files: `key: value` lines (or a table for `devices`),
-//! rendered when the file is opened so a reader that reads in pieces sees one
-//! consistent snapshot.
+//! rendered at each read, as procfs files are: a handle holds only its position,
+//! so an open file costs the same whatever its size. A read from offset 0 starts
+//! a fresh look (and re-reads the thermal sensor for the files that show it); a
+//! reader that wants one consistent copy reads with a buffer as large as the file
+//! (`devices`, the largest, is about 10 KB).
 
 use std::fmt::Write;
 

@@ -8,6 +8,10 @@ use crate::device::{MAX_THERMAL_LIMIT_CELSIUS, MIN_THERMAL_LIMIT_CELSIUS};
 /// Most sessions the limit can be raised to (bounded memory: a read session
 /// pins at most 64 KiB).
 pub const MAX_SESSION_LIMIT: u32 = 4096;
+/// Most handles a per-client bound can be raised to (the global bound).
+pub const MAX_HANDLES_PER_CLIENT: u32 = super::MAX_HANDLES as u32;
+/// Most SMI-raising operations per second a user can be granted.
+pub const MAX_SMI_PER_SECOND: u32 = 10_000;
 /// Longest idle timeout, seconds.
 pub const MAX_IDLE_TIMEOUT_SECS: u32 = 3600;
 /// Shortest housekeeping interval, ms (a faster timer only burns CPU).
@@ -23,6 +27,11 @@ pub const MAX_HOUSEKEEPING_MS: u32 = 60_000;
 /// | `session_idle_timeout` | seconds | 1–3600 |
 /// | `thermal_limit` | °C | 0–125 |
 /// | `housekeeping_interval` | milliseconds | 10–60000 |
+/// | `handles_per_uid` | handles of one non-root user | 1–65536 |
+/// | `handles_per_process` | handles of one process | 1–65536 |
+/// | `sessions_per_uid` | sessions of one non-root user | 1–4096 |
+/// | `sessions_per_process` | sessions of one process | 1–4096 |
+/// | `smi_per_second` | SMI-raising operations of one non-root user per second | 1–10000 |
 ///
 /// A read gives the value and a newline; a write (root only) takes a decimal
 /// number, surrounding whitespace allowed. Anything else, or out of range, is
@@ -37,15 +46,30 @@ pub enum Tunable {
     ThermalLimit,
     /// Milliseconds between housekeeping passes.
     HousekeepingInterval,
+    /// Handles of one non-root user (`EMFILE` past it).
+    HandlesPerUid,
+    /// Handles of one process (`EMFILE` past it).
+    HandlesPerProcess,
+    /// Sessions of one non-root user (`EMFILE` past it).
+    SessionsPerUid,
+    /// Sessions of one process (`EMFILE` past it).
+    SessionsPerProcess,
+    /// SMI-raising operations per second of one non-root user (`EAGAIN`).
+    SmiPerSecond,
 }
 
 impl Tunable {
     /// Every tunable, in listing order.
-    pub const ALL: [Tunable; 4] = [
+    pub const ALL: [Tunable; 9] = [
         Tunable::SessionLimit,
         Tunable::SessionIdleTimeout,
         Tunable::ThermalLimit,
         Tunable::HousekeepingInterval,
+        Tunable::HandlesPerUid,
+        Tunable::HandlesPerProcess,
+        Tunable::SessionsPerUid,
+        Tunable::SessionsPerProcess,
+        Tunable::SmiPerSecond,
     ];
 
     /// Its file name.
@@ -55,6 +79,11 @@ impl Tunable {
             Tunable::SessionIdleTimeout => "session_idle_timeout",
             Tunable::ThermalLimit => "thermal_limit",
             Tunable::HousekeepingInterval => "housekeeping_interval",
+            Tunable::HandlesPerUid => "handles_per_uid",
+            Tunable::HandlesPerProcess => "handles_per_process",
+            Tunable::SessionsPerUid => "sessions_per_uid",
+            Tunable::SessionsPerProcess => "sessions_per_process",
+            Tunable::SmiPerSecond => "smi_per_second",
         }
     }
 
@@ -75,6 +104,11 @@ impl Tunable {
             Tunable::HousekeepingInterval => {
                 (MIN_HOUSEKEEPING_MS as i64, MAX_HOUSEKEEPING_MS as i64)
             }
+            Tunable::HandlesPerUid | Tunable::HandlesPerProcess => {
+                (1, MAX_HANDLES_PER_CLIENT as i64)
+            }
+            Tunable::SessionsPerUid | Tunable::SessionsPerProcess => (1, MAX_SESSION_LIMIT as i64),
+            Tunable::SmiPerSecond => (1, MAX_SMI_PER_SECOND as i64),
         }
     }
 
@@ -85,6 +119,11 @@ impl Tunable {
             Tunable::SessionIdleTimeout => i64::from(config.session_idle_timeout_secs),
             Tunable::ThermalLimit => i64::from(config.thermal_limit_celsius),
             Tunable::HousekeepingInterval => i64::from(config.housekeeping_interval_ms),
+            Tunable::HandlesPerUid => i64::from(config.handles_per_uid),
+            Tunable::HandlesPerProcess => i64::from(config.handles_per_process),
+            Tunable::SessionsPerUid => i64::from(config.sessions_per_uid),
+            Tunable::SessionsPerProcess => i64::from(config.sessions_per_process),
+            Tunable::SmiPerSecond => i64::from(config.smi_per_second),
         }
     }
 
@@ -123,6 +162,17 @@ impl Tunable {
             Tunable::HousekeepingInterval => {
                 config.housekeeping_interval_ms = u32::try_from(value).map_err(bad)?
             }
+            Tunable::HandlesPerUid => config.handles_per_uid = u32::try_from(value).map_err(bad)?,
+            Tunable::HandlesPerProcess => {
+                config.handles_per_process = u32::try_from(value).map_err(bad)?
+            }
+            Tunable::SessionsPerUid => {
+                config.sessions_per_uid = u32::try_from(value).map_err(bad)?
+            }
+            Tunable::SessionsPerProcess => {
+                config.sessions_per_process = u32::try_from(value).map_err(bad)?
+            }
+            Tunable::SmiPerSecond => config.smi_per_second = u32::try_from(value).map_err(bad)?,
         }
         Ok(())
     }

@@ -28,10 +28,8 @@ impl DsmilScheme {
                 .set_thermal_limit(i32::try_from(value).map_err(|_| Error::new(EINVAL))?)?;
         }
         tunable.set(&mut self.config, value)?;
-        let fresh = tunable.render(&self.config).into_bytes();
-        if let Some(Handle::Config { content, pos, .. }) = self.handles.get_mut(&id) {
-            *content = fresh;
-            *pos = 0;
+        if let Some(handle) = self.handles.get_mut(&id) {
+            handle.set_pos(0);
         }
         Ok(buf.len())
     }
