@@ -119,8 +119,9 @@ fn thermal_event(
         let _ = call::close(fd);
         Ok::<_, libredox::error::Error>(rec[..n].to_vec())
     });
-    // Wait until the reader's open reached the daemon (the status file counts handles).
-    while !cat("/scheme/dsmil/status")?.contains("open_handles: 1\n") {
+    // Wait until the reader's open reached the daemon (the status file counts
+    // handles, its own among them: it is rendered at read time).
+    while !cat("/scheme/dsmil/status")?.contains("open_handles: 2\n") {
         std::thread::yield_now();
     }
     sim.thermal.set(93);
