@@ -11,6 +11,7 @@
 use redox_host as _;
 
 pub mod edu;
+pub mod fuzzing;
 pub mod perf;
 pub mod probe;
 pub mod qemu;

@@ -2,8 +2,10 @@
 //! separate Linux processes (`cat`, `ls`, and this test binary re-run as a child
 //! that drives `dsmilctl`'s commands over std file I/O).
 //!
-//! Where FUSE is unavailable (no `/dev/fuse`, or mounting is not permitted, as in
-//! many containers) each test prints loudly why it is skipped and passes.
+//! Where FUSE is unavailable (no `/dev/fuse`, or nobody here may mount, as in
+//! many containers) each test prints loudly why it is skipped and passes —
+//! except under `CI=true`, where CI installed FUSE and a skip is a failure. A
+//! mount that fails once FUSE looked usable always fails the test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +40,9 @@ impl Drop for Machine {
 }
 
 fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("FUSE test cannot run under CI=true: {why}");
+    }
     eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
     eprintln!("!!! SKIPPED FUSE TEST: {why}");
     eprintln!("!!! (install fuse3 and run where /dev/fuse and mount(2) are allowed)");
@@ -68,8 +73,12 @@ fn machine(name: &str) -> Option<Machine> {
         }),
         Err(e) => {
             let _ = std::fs::remove_dir(&dir);
-            skip(&format!("mounting failed: {e}"));
-            None
+            // /dev/fuse opened and this process may mount: a failure here is
+            // a bug (or a broken host), never a reason to pass.
+            panic!(
+                "mounting {} failed after /dev/fuse opened: {e}",
+                dir.display()
+            );
         }
     }
 }
@@ -246,4 +255,31 @@ fn events_block_through_the_mount_and_nonblocking_reads_get_eagain() {
     // The non-blocking reader was open all along: its records are there now.
     let n = nonblocking.read(&mut buf).expect("queued record");
     assert_eq!(n, 40);
+}
+
+#[test]
+fn an_unmount_from_outside_ends_the_session() {
+    let Some(mut m) = machine("outside") else {
+        return;
+    };
+    assert!(!m.mounted.as_ref().expect("mounted").session_ended());
+    let path = std::ffi::CString::new(m.dir.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path; this process is allowed to mount.
+    let rc = unsafe { libc::umount2(path.as_ptr(), 0) };
+    if rc != 0 {
+        // Mounted through the setuid helper as a user: unmount the same way.
+        let out = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&m.dir)
+            .output()
+            .expect("fusermount3");
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(!is_mounted(&m.dir));
+    // Collecting the ended session reports no error (nothing left to unmount).
+    m.mounted
+        .take()
+        .expect("mounted")
+        .unmount()
+        .expect("collect the session");
 }

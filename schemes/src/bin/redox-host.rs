@@ -2,7 +2,8 @@
 //!
 //! * `redox-host demo` boots it, starts the daemons, and shows them answering.
 //! * `redox-host mount <dir>` boots it, starts dsmild and iommud, and exposes `/scheme` at
-//!   `<dir>` through FUSE until Ctrl-C (or SIGTERM), then unmounts cleanly.
+//!   `<dir>` through FUSE until Ctrl-C (or SIGTERM), then unmounts cleanly; if
+//!   someone else unmounts `<dir>` first, it notices, stops the daemons and exits 0.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,11 +24,34 @@ fn block_stop_signals() -> libc::sigset_t {
     }
 }
 
-fn wait_for_stop_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig = 0;
-    // SAFETY: `set` is initialised; `sig` is a valid out pointer.
-    unsafe { libc::sigwait(set, &mut sig) };
-    sig
+/// How often `mount` looks whether its mount point was unmounted from outside
+/// (between two looks it sleeps in `sigtimedwait`, so a signal ends it at once).
+const UNMOUNT_CHECK_MS: i64 = 200;
+
+/// What ended `redox-host mount`.
+enum Stop {
+    /// SIGINT or SIGTERM.
+    Signal(i32),
+    /// The mount point was unmounted by someone else.
+    UnmountedOutside,
+}
+
+/// Waits for SIGINT/SIGTERM, or for `mounted`'s session to end on its own.
+fn wait_for_stop(set: &libc::sigset_t, mounted: &redox_host::fuse::Mounted) -> Stop {
+    let timeout = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: UNMOUNT_CHECK_MS * 1_000_000,
+    };
+    loop {
+        // SAFETY: `set` and `timeout` are initialised; a null info pointer is allowed.
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
+        if sig > 0 {
+            return Stop::Signal(sig);
+        }
+        if mounted.session_ended() {
+            return Stop::UnmountedOutside;
+        }
+    }
 }
 
 fn mount(dir: &Path) -> ExitCode {
@@ -55,8 +79,13 @@ fn mount(dir: &Path) -> ExitCode {
         kernel.scheme_names().join(", "),
         dir.display()
     );
-    let sig = wait_for_stop_signal(&signals);
-    eprintln!("redox-host: signal {sig}, unmounting {}", dir.display());
+    match wait_for_stop(&signals, &mounted) {
+        Stop::Signal(sig) => eprintln!("redox-host: signal {sig}, unmounting {}", dir.display()),
+        Stop::UnmountedOutside => eprintln!(
+            "redox-host: {} was unmounted from outside, stopping",
+            dir.display()
+        ),
+    }
     let mut code = ExitCode::SUCCESS;
     if let Err(e) = mounted.unmount() {
         eprintln!("redox-host mount: unmount {}: {e}", dir.display());

@@ -41,8 +41,21 @@ impl Mounted {
         self.unmount_inner()
     }
 
+    /// Whether the FUSE session has ended without us: someone unmounted the
+    /// directory (`umount`, `fusermount3 -u`), or the kernel dropped the
+    /// connection. [`Mounted::unmount`] then only collects the session.
+    pub fn session_ended(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
+    }
+
     fn unmount_inner(&mut self) -> io::Result<()> {
         self.workers.close();
+        if self.session_ended() || !is_mounted(&self.dir) {
+            // Unmounted from outside: nothing is mounted any more, only the
+            // session thread to collect (it ends as soon as the kernel tells
+            // it the connection is gone).
+            return self.session.take().map_or(Ok(()), |s| s.join());
+        }
         match self.session.take() {
             Some(s) => match s.umount_and_join() {
                 // FUSE sends RELEASE after close(2) returns, so a client that
@@ -64,6 +77,23 @@ impl Drop for Mounted {
     }
 }
 
+/// Whether `dir` is a mount point now (`/proc/self/mounts`, octal escapes and all).
+fn is_mounted(dir: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        // Cannot tell: assume it is, so an unmount is still attempted.
+        return true;
+    };
+    let want = dir
+        .to_string_lossy()
+        .replace('\\', "\\134")
+        .replace(' ', "\\040")
+        .replace('\t', "\\011")
+        .replace('\n', "\\012");
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
+}
+
 /// Lazy unmount (`MNT_DETACH`): gone from the namespace now, released when unused.
 fn detach(dir: &Path) -> io::Result<()> {
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
@@ -76,17 +106,29 @@ fn detach(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Why FUSE cannot be used here, if it cannot (no `/dev/fuse`, e.g. in a
-/// container): tests and benchmarks print this and skip.
+/// Why FUSE cannot be used here, if it cannot: no `/dev/fuse` (e.g. in a
+/// container), or nothing that may mount (neither root nor a `fusermount3` /
+/// `fusermount` helper on `PATH`). Tests and benchmarks print this and skip
+/// (under `CI=true`, where CI installed FUSE, they fail instead). Past this
+/// check a mount that fails is a failure, not a skip.
 pub fn unavailable_reason() -> Option<String> {
-    match std::fs::OpenOptions::new()
+    if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/fuse")
     {
-        Ok(_) => None,
-        Err(e) => Some(format!("/dev/fuse cannot be opened: {e}")),
+        return Some(format!("/dev/fuse cannot be opened: {e}"));
     }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let helper = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| dir.join("fusermount3").exists() || dir.join("fusermount").exists())
+    });
+    if !root && !helper {
+        return Some("not root, and no fusermount3/fusermount helper on PATH".into());
+    }
+    None
 }
 
 /// Mounts `kernel`'s `/scheme` namespace at `dir` (an existing, empty directory).

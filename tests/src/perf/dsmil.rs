@@ -19,7 +19,7 @@ use redox_host::hw::smm::SimulatedDsmil;
 use redox_host::{Cred, Kernel, boot};
 use syscall::CallFlags;
 
-use super::{ns_per_op, report};
+use super::{fail, must, ns_per_op, report};
 use crate::sqe::SqeHarness;
 
 /// Runs the suite.
@@ -35,15 +35,11 @@ fn chunk_handler() {
         .clock(Box::new(ManualClock::new()));
     let mut h = SqeHarness::new(DsmilScheme::new(dsmil::Config::default(), hw));
     let Ok(ctl) = h.open("control", syscall::flag::O_RDWR) else {
-        println!("chunk_handler_over_memcpy=skipped (cannot open control)");
-        return;
+        fail("chunk_handler_over_memcpy: opening control");
     };
     let mut reply = [0u8; CHUNK_SIZE];
-    let n = h.call(ctl, &mut reply, &[9, 0x8001]).unwrap_or(0);
-    let Ok(start) = SessionStart::decode(&reply[..n]) else {
-        println!("chunk_handler_over_memcpy=skipped (no read session)");
-        return;
-    };
+    let n = must("READ_START", h.call(ctl, &mut reply, &[9, 0x8001]));
+    let start = must("READ_START reply", SessionStart::decode(&reply[..n]));
     let src = [0x5Au8; CHUNK_SIZE];
     let mut dst = [0u8; CHUNK_SIZE];
     let mut handler = f64::INFINITY;
@@ -51,9 +47,9 @@ fn chunk_handler() {
     for _ in 0..5 {
         handler = handler.min(ns_per_op(3, 20_000, || {
             let r = h.call(ctl, &mut reply, &[10, 1, start.session_id]);
-            black_box(r.ok());
+            black_box(must("READ_CHUNK", r));
         }));
-        memcpy = memcpy.min(ns_per_op(3, 200_000, || {
+        memcpy = memcpy.min(ns_per_op(3, 20_000, || {
             dst.copy_from_slice(black_box(&src));
             black_box(&dst);
         }));
@@ -64,8 +60,8 @@ fn chunk_handler() {
 }
 
 fn cycle(ctl: usize, req: &ControlRequest, reply: &mut [u8]) -> usize {
-    let _ = call::write(ctl, &req.to_bytes());
-    call::read(ctl, reply).unwrap_or(0)
+    must("control write", call::write(ctl, &req.to_bytes()));
+    must("control read", call::read(ctl, reply))
 }
 
 fn through_the_kernel() {
@@ -74,24 +70,23 @@ fn through_the_kernel() {
     let _d = boot::dsmild_simulated(&k, dsmil::Config::default(), &sim);
     let (_me, _g) = k.enter("perf", Cred::USER);
     let Ok(ctl) = call::open("/scheme/dsmil/control", O_RDWR, 0) else {
-        println!("bulk_scan_speedup_over_chunk_cycles=skipped (cannot open control)");
-        return;
+        fail("bulk_scan_speedup_over_chunk_cycles: opening control");
     };
     let mut bulk_buf = vec![0u8; 32 * CHUNK_SIZE];
     let mut reply = [0u8; CHUNK_SIZE];
 
     let bulk_scan = || {
-        if let Ok(fd) = call::open("/scheme/dsmil/scan", O_RDONLY, 0) {
-            black_box(call::read(fd, &mut bulk_buf).ok());
-            let _ = call::close(fd);
-        }
+        let fd = must("open scan", call::open("/scheme/dsmil/scan", O_RDONLY, 0));
+        black_box(must("bulk scan read", call::read(fd, &mut bulk_buf)));
+        must("close scan", call::close(fd));
     };
     let mut bulk_scan = bulk_scan;
     let mut cycles = || {
         let n = cycle(ctl, &ControlRequest::new(Op::ScanStart, 0, 0), &mut reply);
-        let Ok(start) = SessionStart::decode(&reply[..n.min(SessionStart::SIZE)]) else {
-            return;
-        };
+        let start = must(
+            "SCAN_START reply",
+            SessionStart::decode(&reply[..n.min(SessionStart::SIZE)]),
+        );
         for c in 0..start.total_chunks {
             let req = ControlRequest::new(Op::ScanChunk, c, start.session_id);
             black_box(cycle(ctl, &req, &mut reply));
@@ -102,7 +97,7 @@ fn through_the_kernel() {
     let mut bulk = f64::INFINITY;
     let mut chunked = f64::INFINITY;
     for _ in 0..5 {
-        bulk = bulk.min(ns_per_op(3, 200, &mut bulk_scan));
+        bulk = bulk.min(ns_per_op(3, 40, &mut bulk_scan));
         chunked = chunked.min(ns_per_op(3, 40, &mut cycles));
     }
     report("bulk_scan_ns", bulk);
@@ -113,25 +108,28 @@ fn through_the_kernel() {
     );
 
     // One read chunk: by call vs by write + read, on a read session.
-    let n = call::call_ro(ctl, &mut reply, CallFlags::empty(), &[9, 0x8001]).unwrap_or(0);
-    let Ok(start) = SessionStart::decode(&reply[..n.min(SessionStart::SIZE)]) else {
-        println!("call_over_write_read_cycle=skipped (no read session)");
-        return;
-    };
+    let n = must(
+        "READ_START",
+        call::call_ro(ctl, &mut reply, CallFlags::empty(), &[9, 0x8001]),
+    );
+    let start = must(
+        "READ_START reply",
+        SessionStart::decode(&reply[..n.min(SessionStart::SIZE)]),
+    );
     let chunk = ControlRequest::new(Op::ReadChunk, 1, start.session_id);
     let mut by_call = f64::INFINITY;
     let mut by_cycle = f64::INFINITY;
     for _ in 0..5 {
-        by_call = by_call.min(ns_per_op(3, 2_000, || {
-            black_box(
+        by_call = by_call.min(ns_per_op(3, 1_000, || {
+            black_box(must(
+                "READ_CHUNK by call",
                 call::call_ro(
                     ctl,
                     &mut reply,
                     CallFlags::empty(),
                     &[10, 1, start.session_id],
-                )
-                .ok(),
-            );
+                ),
+            ));
         }));
         by_cycle = by_cycle.min(ns_per_op(3, 1_000, || {
             black_box(cycle(ctl, &chunk, &mut reply));

@@ -11,6 +11,11 @@
 //! work, not the harness's own cache misses on a million-entry array; the raw
 //! figures are printed as well (`*_raw_ns`).
 //!
+//! Every peer runs the same workload (same seed, same ops) as our allocator,
+//! interleaved with it round by round, one warm-up round then the best of 5.
+//! An allocation or free that fails stops the run (exit 1): a failed operation
+//! must not pass for a fast one.
+//!
 //! The peers: `offset-allocator` (two-level bitmap, units = pages),
 //! `buddy_system_allocator::FrameAllocator` (frames = pages; rounds to powers
 //! of two like ours), rust-vmm `vm-allocator::AddressAllocator` (first match,
@@ -23,7 +28,7 @@ use std::time::Instant;
 use iommu::page_table::{PAGE_1G, PAGE_4K, PagePolicy};
 use iommu::{Domain, DomainConfig, IovaAllocator, MapFlags, TableArena};
 
-use super::report;
+use super::{must, must_some, report};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -73,64 +78,60 @@ impl PageAllocator for Ours {
     type Handle = u64;
     #[inline]
     fn alloc(&mut self, pages: u32) -> u64 {
-        self.0
-            .alloc(u64::from(pages) * PAGE_4K, u64::MAX)
-            .unwrap_or(0)
+        must(
+            "iova alloc",
+            self.0.alloc(u64::from(pages) * PAGE_4K, u64::MAX),
+        )
     }
     #[inline]
     fn free(&mut self, iova: u64, pages: u32) {
-        let _ = black_box(self.0.free(iova, u64::from(pages) * PAGE_4K));
+        must("iova free", self.0.free(iova, u64::from(pages) * PAGE_4K));
     }
 }
 
 struct Offset(offset_allocator::Allocator);
 impl PageAllocator for Offset {
-    type Handle = Option<offset_allocator::Allocation>;
+    type Handle = offset_allocator::Allocation;
     #[inline]
     fn alloc(&mut self, pages: u32) -> Self::Handle {
-        self.0.allocate(pages)
+        must_some("offset-allocator allocate", self.0.allocate(pages))
     }
     #[inline]
     fn free(&mut self, handle: Self::Handle, _pages: u32) {
-        if let Some(a) = handle {
-            self.0.free(a);
-        }
+        self.0.free(handle);
     }
 }
 
 struct Buddy(buddy_system_allocator::FrameAllocator<32>);
 impl PageAllocator for Buddy {
-    type Handle = Option<usize>;
+    type Handle = usize;
     #[inline]
     fn alloc(&mut self, pages: u32) -> Self::Handle {
-        self.0.alloc(pages as usize)
+        must_some("buddy alloc", self.0.alloc(pages as usize))
     }
     #[inline]
-    fn free(&mut self, handle: Self::Handle, pages: u32) {
-        if let Some(frame) = handle {
-            self.0.dealloc(frame, pages as usize);
-        }
+    fn free(&mut self, frame: Self::Handle, pages: u32) {
+        self.0.dealloc(frame, pages as usize);
     }
 }
 
 struct VmAllocator(vm_allocator::AddressAllocator);
 impl PageAllocator for VmAllocator {
-    type Handle = Option<vm_allocator::RangeInclusive>;
+    type Handle = vm_allocator::RangeInclusive;
     #[inline]
     fn alloc(&mut self, pages: u32) -> Self::Handle {
-        self.0
-            .allocate(
+        must(
+            "vm-allocator allocate",
+            self.0.allocate(
                 u64::from(pages) * PAGE_4K,
                 PAGE_4K,
                 vm_allocator::AllocPolicy::FirstMatch,
-            )
-            .ok()
+            ),
+        )
     }
     #[inline]
-    fn free(&mut self, handle: Self::Handle, _pages: u32) {
-        if let Some(range) = handle {
-            let _ = self.0.free(&range);
-        }
+    fn free(&mut self, range: Self::Handle, _pages: u32) {
+        must("vm-allocator free", self.0.free(&range));
     }
 }
 
@@ -313,14 +314,27 @@ fn iova_suite() {
     report("iova_speedup_vs_buddy_1m", net(bud1m, h1m) / ours_1m);
     report("iova_growth_1k_to_1m", ours_1m / ours_1k);
 
-    // vm-allocator scans its tree: a few thousand ops are plenty.
+    // vm-allocator walks its tree of free ranges: a million ops would take
+    // minutes, so it gets a shorter workload of 10k live allocations and 3,000
+    // ops, and our allocator and the harness run that very workload too, the
+    // same rounds interleaved with it, best of 5.
     let short = Workload::new(10_000, 3_000, 0x4000);
-    let vm_ns = Runner::new(vm(10_000), &short).round();
-    report("vm_allocator_raw_ns_10k", vm_ns);
-    report(
-        "iova_speedup_vs_vm_allocator_10k",
-        net(vm_ns, h10k) / ours_10k,
-    );
+    let mut null_short = Runner::new(Null(0), &short);
+    let mut ours_short = Runner::new(ours(), &short);
+    let mut vm_short = Runner::new(vm(10_000), &short);
+    let mut benches: Vec<Bench<'_>> = vec![
+        ("harness_ns_10k_3k_ops", Box::new(|| null_short.round())),
+        ("iova_raw_ns_10k_3k_ops", Box::new(|| ours_short.round())),
+        ("vm_allocator_raw_ns_10k", Box::new(|| vm_short.round())),
+    ];
+    interleaved(&mut benches, 1);
+    let best = interleaved(&mut benches, 5);
+    for ((name, _), &ns) in benches.iter().zip(&best) {
+        report(name, ns);
+    }
+    if let [h, o, v] = best[..] {
+        report("iova_speedup_vs_vm_allocator_10k", net(v, h) / net(o, h));
+    }
 }
 
 fn domain_with(mappings: usize, mem: &mut TableArena) -> Domain {
@@ -333,21 +347,23 @@ fn domain_with(mappings: usize, mem: &mut TableArena) -> Domain {
     d
 }
 
-/// One round of MAP + UNMAP pairs of 4 KiB; ns per pair.
+/// One round of MAP + UNMAP pairs of 4 KiB at the IOVA the allocator picks
+/// (the VT-d lines compare units on it); ns per pair.
 pub(crate) fn map_unmap_round(d: &mut Domain, mem: &mut TableArena) -> f64 {
-    let iters = 300_000;
+    let iters = 300_000u64;
     let start = Instant::now();
-    for i in 0..iters as u64 {
-        let iova = d
-            .map(
+    for i in 0..iters {
+        let iova = must(
+            "map",
+            d.map(
                 mem,
                 (i & 0xFFFF) * PAGE_4K,
                 PAGE_4K,
                 MapFlags::READ_WRITE,
                 None,
-            )
-            .unwrap_or(0);
-        black_box(d.unmap(mem, iova).ok());
+            ),
+        );
+        black_box(must("unmap", d.unmap(mem, iova)));
         // What a strict UNMAP in iommud does around its invalidation.
         d.prune_tables(mem, iova, PAGE_4K);
         Domain::free_tables(mem, d.take_gathered_tables());
@@ -355,20 +371,93 @@ pub(crate) fn map_unmap_round(d: &mut Domain, mem: &mut TableArena) -> f64 {
     start.elapsed().as_nanos() as f64 / iters as f64
 }
 
+/// Mappings per 2 MiB leaf table in the growth benchmark (every 16th page).
+const PER_LEAF: u64 = 32;
+/// Page stride between those mappings.
+const LEAF_STRIDE_PAGES: u64 = 16;
+
+/// The 2 MiB slot of leaf `j`: an odd multiplier permutes the 2^27 slots of
+/// the 48-bit space, so consecutive leaves land far apart, each under its own
+/// upper-level tables, across the whole space.
+fn scattered_leaf(j: u64) -> u64 {
+    (j.wrapping_mul(0x9E37_79B1) & ((1 << 27) - 1)) << 21
+}
+
+/// A domain holding `mappings` 4 KiB mappings spread over the whole IOVA space,
+/// [`PER_LEAF`] per leaf table; returns it with the leaves it used.
+fn scattered_domain(mappings: usize, mem: &mut TableArena) -> (Domain, Vec<u64>) {
+    let mut d =
+        Domain::new(1, DomainConfig::default(), mem).unwrap_or_else(|e| panic!("domain: {e}"));
+    let mut leaves = Vec::new();
+    let mut j = 0;
+    while (leaves.len() as u64) * PER_LEAF < mappings as u64 {
+        let base = scattered_leaf(j);
+        j += 1;
+        // A slot the allocator keeps for itself (page 0, the MSI window) is skipped.
+        if d.map(mem, 0, PAGE_4K, MapFlags::READ_WRITE, Some(base))
+            .is_err()
+        {
+            continue;
+        }
+        for k in 1..PER_LEAF {
+            let iova = base + k * LEAF_STRIDE_PAGES * PAGE_4K;
+            must(
+                "scattered map",
+                d.map(mem, k * PAGE_4K, PAGE_4K, MapFlags::READ_WRITE, Some(iova)),
+            );
+        }
+        leaves.push(base);
+    }
+    (d, leaves)
+}
+
+/// One round of MAP + UNMAP pairs of 4 KiB at IOVAs spread over every leaf of
+/// `leaves` (a free page beside the mappings, a different leaf each time, so
+/// with a million mappings each walk goes through cold tables); ns per pair.
+fn scattered_map_unmap_round(d: &mut Domain, mem: &mut TableArena, leaves: &[u64]) -> f64 {
+    let iters = 300_000u64;
+    let n = leaves.len() as u64;
+    let start = Instant::now();
+    for i in 0..iters {
+        // 7919 is prime (and no factor of the leaf count), so the walk visits
+        // the leaves in a scattered order.
+        let leaf = must_some("leaf", leaves.get(((i * 7919) % n) as usize));
+        let iova = leaf + ((i % PER_LEAF) * LEAF_STRIDE_PAGES + 1) * PAGE_4K;
+        let got = must(
+            "map",
+            d.map(
+                mem,
+                (i & 0xFFFF) * PAGE_4K,
+                PAGE_4K,
+                MapFlags::READ_WRITE,
+                Some(iova),
+            ),
+        );
+        black_box(must("unmap", d.unmap(mem, got)));
+        // What a strict UNMAP in iommud does around its invalidation.
+        d.prune_tables(mem, got, PAGE_4K);
+        Domain::free_tables(mem, d.take_gathered_tables());
+    }
+    start.elapsed().as_nanos() as f64 / iters as f64
+}
+
 fn domain_suite() {
-    // MAP + UNMAP in a domain already holding 1k / 1M mappings, interleaved.
+    // MAP + UNMAP in a domain already holding 1k / 1M mappings spread over
+    // the whole IOVA space, at IOVAs spread over all of them, interleaved.
     let mut mem_small = TableArena::new(0x1_0000_0000, 1 << 22);
-    let mut small = domain_with(1_000, &mut mem_small);
+    let (mut small, small_leaves) = scattered_domain(1_000, &mut mem_small);
     let mut mem_large = TableArena::new(0x1_0000_0000, 1 << 22);
-    let mut large = domain_with(1_000_000, &mut mem_large);
+    let (mut large, large_leaves) = scattered_domain(1_000_000, &mut mem_large);
+    report("map_growth_tables_1k", mem_small.live_tables() as f64);
+    report("map_growth_tables_1m", mem_large.live_tables() as f64);
     let mut benches: Vec<Bench<'_>> = vec![
         (
             "map_unmap_4k_ns",
-            Box::new(|| map_unmap_round(&mut small, &mut mem_small)),
+            Box::new(|| scattered_map_unmap_round(&mut small, &mut mem_small, &small_leaves)),
         ),
         (
             "map_unmap_4k_1m_ns",
-            Box::new(|| map_unmap_round(&mut large, &mut mem_large)),
+            Box::new(|| scattered_map_unmap_round(&mut large, &mut mem_large, &large_leaves)),
         ),
     ];
     interleaved(&mut benches, 1);
@@ -383,15 +472,19 @@ fn domain_suite() {
 
     let mut mem = TableArena::new(0x1_0000_0000, 1 << 16);
     let mut d = domain_with(1_000, &mut mem);
-    let iova = d
-        .map(&mut mem, 0x1234_5000, PAGE_4K, MapFlags::READ_WRITE, None)
-        .unwrap_or(0);
+    let iova = must(
+        "map",
+        d.map(&mut mem, 0x1234_5000, PAGE_4K, MapFlags::READ_WRITE, None),
+    );
     let iters = 5_000_000;
     let mut best = f64::INFINITY;
     for _ in 0..3 {
         let start = Instant::now();
         for i in 0..iters as u64 {
-            black_box(d.translate(&mem, black_box(iova + (i & 0xFF8))));
+            black_box(must_some(
+                "translate",
+                d.translate(&mem, black_box(iova + (i & 0xFF8))),
+            ));
         }
         best = best.min(start.elapsed().as_nanos() as f64 / iters as f64);
     }
@@ -409,16 +502,17 @@ fn domain_suite() {
         let mut best = f64::INFINITY;
         for _ in 0..rounds {
             let start = Instant::now();
-            let iova = d
-                .map(
+            let iova = must(
+                "map 1 GiB",
+                d.map(
                     &mut mem,
                     0x40_0000_0000,
                     PAGE_1G,
                     MapFlags::READ_WRITE,
                     None,
-                )
-                .unwrap_or(0);
-            black_box(d.unmap(&mut mem, iova).ok());
+                ),
+            );
+            black_box(must("unmap 1 GiB", d.unmap(&mut mem, iova)));
             best = best.min(start.elapsed().as_nanos() as f64);
         }
         best
@@ -441,10 +535,11 @@ pub(crate) fn invalidation_round(iommu: &mut iommu::service::Iommu, domain: u16,
     let iters = 100_000;
     let start = Instant::now();
     for _ in 0..iters {
-        let iova = iommu
-            .map(domain, ROOT, phys, PAGE_4K, MapFlags::READ_WRITE, None)
-            .unwrap_or(0);
-        black_box(iommu.unmap(domain, ROOT, iova).ok());
+        let iova = must(
+            "map",
+            iommu.map(domain, ROOT, phys, PAGE_4K, MapFlags::READ_WRITE, None),
+        );
+        black_box(must("unmap", iommu.unmap(domain, ROOT, iova)));
     }
     start.elapsed().as_nanos() as f64 / iters as f64
 }
@@ -542,10 +637,8 @@ fn invalidation_over_ipc() -> (f64, f64) {
         let iters = 20_000;
         let start = Instant::now();
         for _ in 0..iters {
-            let iova = d
-                .map(phys, PAGE_4K, MapFlags::READ_WRITE, None)
-                .unwrap_or(0);
-            black_box(d.unmap(iova).ok());
+            let iova = must("map", d.map(phys, PAGE_4K, MapFlags::READ_WRITE, None));
+            black_box(must("unmap", d.unmap(iova)));
         }
         start.elapsed().as_nanos() as f64 / iters as f64
     };

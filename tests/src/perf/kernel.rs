@@ -11,7 +11,7 @@ use redox_host::{Cred, Kernel, boot};
 use redox_scheme::scheme::SchemeSync;
 use syscall::CallFlags;
 
-use super::{ns_per_op, report};
+use super::{fail, must, ns_per_op, report};
 use crate::sqe::SqeHarness;
 
 const GET_VERSION: u64 = 1;
@@ -29,8 +29,7 @@ fn sqe_dispatch() {
         dsmil::Hardware::minimal(40),
     ));
     let Ok(ctl) = h.open("control", syscall::flag::O_RDWR) else {
-        println!("sqe_dispatch_over_direct_call=skipped (cannot open control)");
-        return;
+        fail("sqe_dispatch_over_direct_call: opening control");
     };
     let ctx = h.ctx();
     let mut buf = [0u8; 64];
@@ -39,10 +38,13 @@ fn sqe_dispatch() {
     // Interleave the two so drifting machine load hits both alike.
     for _ in 0..5 {
         direct += ns_per_op(3, 20_000, || {
-            black_box(h.scheme.call(ctl, &mut buf, &[GET_VERSION], &ctx).ok());
+            black_box(must(
+                "direct call",
+                h.scheme.call(ctl, &mut buf, &[GET_VERSION], &ctx),
+            ));
         });
         sqe += ns_per_op(3, 20_000, || {
-            black_box(h.call(ctl, &mut buf, &[GET_VERSION]).ok());
+            black_box(must("sqe call", h.call(ctl, &mut buf, &[GET_VERSION])));
         });
     }
     report("direct_call_ns", direct / 5.0);
@@ -81,15 +83,17 @@ fn roundtrip() {
     );
     let (_p, _g) = kernel.enter("perf-client", Cred::USER);
     let Ok(ctl) = call::open("/scheme/dsmil/control", O_RDWR, 0) else {
-        println!("roundtrip_over_spin_pingpong=skipped (cannot open control)");
-        return;
+        fail("roundtrip_over_spin_pingpong: opening control");
     };
     let mut buf = [0u8; 64];
     let mut rt = f64::INFINITY;
     let mut pp = f64::INFINITY;
     for _ in 0..5 {
         rt = rt.min(ns_per_op(1, 20_000, || {
-            black_box(call::call_ro(ctl, &mut buf, CallFlags::empty(), &[GET_VERSION]).ok());
+            black_box(must(
+                "call",
+                call::call_ro(ctl, &mut buf, CallFlags::empty(), &[GET_VERSION]),
+            ));
         }));
         pp = pp.min(spin_pingpong_ns(20_000));
     }
@@ -117,7 +121,7 @@ fn roundtrip_blocking_loop() {
     let mut rt = f64::INFINITY;
     for _ in 0..5 {
         rt = rt.min(ns_per_op(1, 20_000, || {
-            black_box(call::read(fd, &mut buf).ok());
+            black_box(must("read", call::read(fd, &mut buf)));
         }));
     }
     kernel.shutdown_scheme("probe");

@@ -26,6 +26,29 @@ pub fn ns_per_op(rounds: usize, iters: usize, mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// The value of a benchmarked operation. A failed operation would make its
+/// benchmark look fast, so `perf` stops with a non-zero exit instead.
+pub fn must<T, E: std::fmt::Debug>(what: &str, outcome: Result<T, E>) -> T {
+    match outcome {
+        Ok(v) => v,
+        Err(e) => fail(&format!("{what}: {e:?}")),
+    }
+}
+
+/// [`must`] for operations that answer with an `Option`.
+pub fn must_some<T>(what: &str, outcome: Option<T>) -> T {
+    match outcome {
+        Some(v) => v,
+        None => fail(what),
+    }
+}
+
+/// Ends the run: a benchmark could not measure what it names.
+pub fn fail(what: &str) -> ! {
+    eprintln!("perf: {what} failed; no figure is printed for a failed operation");
+    std::process::exit(1)
+}
+
 /// Prints one `name=value` line.
 pub fn report(name: &str, value: f64) {
     if value.abs() >= 100.0 {

@@ -98,14 +98,7 @@ pub fn read<T: Transport>(
             out.write_all(&data)?;
             Ok(out.flush()?)
         }
-        Output::Json => line(
-            out,
-            &json::Object::new()
-                .str("token", &token.to_string())
-                .raw("length", data.len())
-                .str("data_hex", &render::hex(&data))
-                .finish(),
-        ),
+        Output::Json => line(out, &json::to_line(&json::DeviceData::new(token, &data))),
         Output::Table => {
             line(out, &format!("{token}: {} bytes", data.len()))?;
             line(out, &render::hex_dump(&data))
@@ -196,14 +189,7 @@ pub fn set<T: Transport>(
 ) -> CtlResult {
     d.write_token(token, value)?;
     match output {
-        Output::Json => line(
-            out,
-            &json::Object::new()
-                .str("token", &token.to_string())
-                .raw("value", value)
-                .raw("ok", true)
-                .finish(),
-        ),
+        Output::Json => line(out, &json::to_line(&json::Set::new(token, value))),
         _ => line(out, &format!("{token} = {value:#x}")),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::json::{self, Object};
+use super::json::{self, to_line};
 use crate::wire::{
     DeviceAccess, DeviceInfo, EventKind, EventRecord, SystemStatus, ThermalReply, VersionInfo,
 };
@@ -54,27 +54,12 @@ pub fn scan_table(devices: &[DeviceInfo]) -> String {
 
 /// One device as a JSON object.
 pub fn device_json(d: &DeviceInfo) -> String {
-    Object::new()
-        .str("token", &format!("{:#06x}", d.device_id))
-        .str("state", d.state.name())
-        .str("access", access_name(d.access))
-        .raw("quarantined", d.is_quarantined)
-        .raw("last_response", d.last_response)
-        .raw("timestamp_ms", d.timestamp)
-        .raw("thermal_celsius", d.thermal_celsius)
-        .finish()
+    to_line(&json::Device::from(d))
 }
 
 /// The scan as JSON: `{"count", "quarantined", "devices": [...]}`.
 pub fn scan_json(devices: &[DeviceInfo]) -> String {
-    Object::new()
-        .raw("count", devices.len())
-        .raw(
-            "quarantined",
-            devices.iter().filter(|d| d.is_quarantined).count(),
-        )
-        .raw("devices", json::array(devices.iter().map(device_json)))
-        .finish()
+    to_line(&json::Scan::new(devices))
 }
 
 /// Status and thermal replies as `key: value` lines.
@@ -99,17 +84,7 @@ pub fn status_table(st: &SystemStatus, th: &ThermalReply) -> String {
 
 /// Status and thermal replies as one JSON object.
 pub fn status_json(st: &SystemStatus, th: &ThermalReply) -> String {
-    Object::new()
-        .raw("driver_bound", st.kernel_module_loaded)
-        .raw("thermal_safe", st.thermal_safe)
-        .raw("temperature_celsius", st.current_temp_celsius)
-        .raw("thermal_limit_celsius", th.limit_celsius)
-        .raw("thermal_resume_celsius", th.resume_celsius)
-        .raw("throttled", th.throttled)
-        .raw("safe_devices", st.safe_device_count)
-        .raw("quarantined_devices", st.quarantined_count)
-        .raw("last_scan_ms", st.last_scan_timestamp)
-        .finish()
+    to_line(&json::Status::new(st, th))
 }
 
 /// The version reply as `key: value` lines.
@@ -129,35 +104,13 @@ pub fn version_table(v: &VersionInfo) -> String {
 
 /// The version reply as JSON.
 pub fn version_json(v: &VersionInfo) -> String {
-    Object::new()
-        .str(
-            "protocol",
-            &format!("{}.{}.{}", v.major(), v.minor(), v.patch()),
-        )
-        .raw("devices", v.device_count)
-        .raw("quarantined", v.quarantined_count)
-        .str("first_token", &format!("{:#06x}", v.first_token))
-        .str("last_token", &format!("{:#06x}", v.last_token))
-        .raw("chunk_size", v.chunk_size)
-        .finish()
+    to_line(&json::Version::from(v))
 }
 
 /// `key: value` text (the scheme's text files) as a JSON object of strings;
 /// lines without `": "` are kept under `"lines"`.
 pub fn key_values_json(text: &str) -> String {
-    let mut obj = Object::new();
-    let mut other = Vec::new();
-    for line in text.lines() {
-        match line.split_once(':') {
-            Some((k, v)) if !k.trim().is_empty() => obj = obj.str(k.trim(), v.trim()),
-            _ if line.trim().is_empty() => {}
-            _ => other.push(json::string(line)),
-        }
-    }
-    if !other.is_empty() {
-        obj = obj.raw("lines", json::array(other));
-    }
-    obj.finish()
+    to_line(&json::KeyValues::new(text))
 }
 
 /// Device data as a hex dump: offset, 16 bytes, ASCII.
@@ -227,13 +180,5 @@ pub fn event_line(r: &EventRecord) -> String {
 
 /// One event as a JSON object.
 pub fn event_json(r: &EventRecord) -> String {
-    Object::new()
-        .raw("sequence", r.sequence)
-        .raw("timestamp_ms", r.timestamp_ms)
-        .str("kind", r.kind.name())
-        .str("token", &format!("{:#06x}", r.token))
-        .raw("arg0", r.arg0)
-        .raw("arg1", r.arg1)
-        .raw("lost", r.lost)
-        .finish()
+    to_line(&json::Event::from(r))
 }
