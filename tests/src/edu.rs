@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use driver_sys::msi::Mmio;
 use driver_sys::pci::{MappedBar, PciAddress, PciFunction, PcidError};
 use iommu::Bdf;
+use syscall::CallFlags;
 use syscall::error::{EINVAL, EIO, ENODEV, ETIMEDOUT, Error, Result};
 
 /// PCI vendor id of the edu device.
@@ -60,20 +61,33 @@ impl core::fmt::Debug for Edu {
 }
 
 impl Edu {
-    /// Finds the first edu function on `/scheme/pci` (listed by getdents, as pcid
-    /// lists), enables it (memory decoding, bus mastering) and maps BAR0.
+    /// Finds the first edu function on `/scheme/pci` and binds it. Candidates are
+    /// identified by reading their ids through pcid's `access` file (as
+    /// pcid-spawner matches drivers), so only edu's channel is opened — opening a
+    /// channel enables bus mastering on the function, which other devices must
+    /// not get as a side effect.
     pub fn find() -> Result<Self> {
         let listing = driver_sys::irq::listing::list_dir("/scheme/pci")?;
+        let access = libredox::Fd::open(
+            "/scheme/pci/access",
+            libredox::flag::O_RDWR | libredox::flag::O_CLOEXEC,
+            0,
+        )
+        .map_err(driver_sys::memory::errno)?;
         for addr in listing
             .iter()
             .filter_map(|n| PciAddress::parse_scheme_name(n))
         {
-            let Ok(function) = PciFunction::connect(&addr) else {
-                continue;
-            };
-            let id = function.identity();
-            if id.vendor == EDU_VENDOR && id.device == EDU_DEVICE {
-                return Self::bind(function);
+            let packed = (u64::from(addr.segment) << 28)
+                | (u64::from(addr.bus) << 20)
+                | (u64::from(addr.device) << 15)
+                | (u64::from(addr.function) << 12);
+            let mut id = [0u8; 4];
+            libredox::call::call_ro(access.raw(), &mut id, CallFlags::empty(), &[1, packed])
+                .map_err(driver_sys::memory::errno)?;
+            let id = u32::from_le_bytes(id);
+            if id as u16 == EDU_VENDOR && (id >> 16) as u16 == EDU_DEVICE {
+                return Self::bind(PciFunction::connect(&addr).map_err(pcid)?);
             }
         }
         Err(Error::new(ENODEV))
@@ -83,6 +97,10 @@ impl Edu {
     pub fn bind(mut function: PciFunction) -> Result<Self> {
         function.enable_device().map_err(pcid)?;
         let bar = function.map_bar(0).map_err(pcid)?;
+        // The DMA registers end at 0xA0; edu's BAR0 is 1 MiB.
+        if bar.size < 0x100 {
+            return Err(Error::new(ENODEV));
+        }
         let edu = Self { function, bar };
         if edu.read32(REG_ID)? >> 16 != 0x0100 {
             return Err(Error::new(ENODEV));
