@@ -114,6 +114,12 @@ impl Edu {
         Bdf::from_requester_id(a.requester_id())
     }
 
+    /// Its pcid channel fd: what a driver hands iommud's ASSIGN by channel (fd
+    /// passing; the driver keeps its channel).
+    pub fn channel_fd(&self) -> usize {
+        self.function.channel_fd()
+    }
+
     /// Its PCI address.
     pub fn address(&self) -> PciAddress {
         self.function.address()

@@ -96,6 +96,10 @@ pub const AMD_VI: Model = Model {
             "a device moved to another domain reaches only the new domain's pages",
         ),
         must(
+            "domain-move-channel",
+            "a device moved by ASSIGN with its pcid channel reaches only the new domain's pages",
+        ),
+        must(
             "detach",
             "after UNASSIGN the device no longer reaches pages it had just used",
         ),
@@ -154,6 +158,10 @@ const VTD_SCENARIOS: &[Scenario] = &[
     must(
         "domain-move",
         "a device moved to another domain reaches only the new domain's pages",
+    ),
+    must(
+        "domain-move-channel",
+        "a device moved by ASSIGN with its pcid channel reaches only the new domain's pages",
     ),
     must(
         "detach",

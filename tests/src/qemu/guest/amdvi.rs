@@ -13,6 +13,7 @@ use redox_host::boot::{RunningDaemon, iommud_physmap};
 use redox_host::guest::GuestMachine;
 use redox_host::kernel::{Cred, EnterGuard, Process};
 
+use super::domain_move::MoveBy;
 use super::pages::{CANARY, Pages, TRANSFER, pattern};
 use super::{Outcome, report};
 use crate::edu::Edu;
@@ -514,60 +515,6 @@ impl Env {
         })
     }
 
-    pub(super) fn domain_move(&self) -> Result<Outcome> {
-        let b = IommuDomain::open(2).map_err(e("domain 2"))?;
-        let in_a = self.pages(4096)?;
-        let in_b = self.pages(4096)?;
-        let data = pattern(8);
-        // The same IOVA in both domains: after the move it must lead to B's page.
-        let iova = self.map_and_reach(&in_a, &pattern(9))?;
-        let r = (|| {
-            b.map(in_b.phys(), 4096, MapFlags::READ_WRITE, Some(iova))
-                .map_err(e("map the same IOVA in domain 2"))?;
-            self.load(&self.a, &data)?;
-            // The load's own unmap flushed domain 1: let the unit cache `iova` again.
-            self.write(iova)?;
-            if !in_a.holds(0, &data) {
-                return Err(format!("DMA to {iova:#x} in domain 1 did not land"));
-            }
-            in_a.fill(CANARY);
-            in_b.fill(CANARY);
-            // BDF ASSIGN takes only devices no domain holds (EBUSY otherwise): the
-            // move is UNASSIGN from domain 1, then ASSIGN to domain 2.
-            self.a
-                .unassign(self.edu.bdf())
-                .map_err(e("taking edu from domain 1"))?;
-            b.assign(self.edu.bdf())
-                .map_err(e("moving edu to domain 2"))?;
-            self.write(iova)?;
-            let reached_b = in_b.holds(0, &data);
-            let a_intact = in_a.canary_intact();
-            b.unassign(self.edu.bdf())
-                .map_err(e("taking edu from domain 2"))?;
-            self.a
-                .assign(self.edu.bdf())
-                .map_err(e("moving edu back to domain 1"))?;
-            b.unmap(iova).map_err(e("unmap in domain 2"))?;
-            Ok::<_, String>((reached_b, a_intact))
-        })();
-        self.a.unmap(iova).map_err(e("unmap"))?;
-        let (reached_b, a_intact) = r?;
-        let (ida, idb) = (self.a.id(), b.id());
-        Ok(match (reached_b, a_intact) {
-            (true, true) => Outcome::Pass(format!(
-                "IOVA {iova:#x} mapped in domains {ida} and {idb}; cached for domain {ida}, then the device moved \
-                 (UNASSIGN, ASSIGN by BDF): its DMA reached only domain {idb}'s page"
-            )),
-            (_, false) => Outcome::Fail(format!(
-                "after the move to domain {idb} a DMA to {iova:#x} still reached domain {ida}'s page \
-                 (the old domain's IOTLB entries were not invalidated)"
-            )),
-            (false, true) => Outcome::Fail(format!(
-                "after the move a DMA to {iova:#x} reached neither domain's page"
-            )),
-        })
-    }
-
     pub(super) fn detach(&self) -> Result<Outcome> {
         let page = self.pages(4096)?;
         let iova = self.map_and_reach(&page, &pattern(11))?;
@@ -649,7 +596,8 @@ pub fn run(model: &Model) {
             "remap" => env.remap(),
             "superpage-2m" => env.superpage(),
             "ring-wrap" => env.ring_wrap(),
-            "domain-move" => env.domain_move(),
+            "domain-move" => env.domain_move(MoveBy::Bdf),
+            "domain-move-channel" => env.domain_move(MoveBy::Channel),
             "detach" => env.detach(),
             "passthrough-unheld" => env.passthrough_unheld(),
             other => Err(format!("no such AMD-Vi scenario: {other}")),

@@ -8,6 +8,7 @@
 //! `DSMIL-QEMU <model> END`, and powers the machine off.
 
 pub mod amdvi;
+pub mod domain_move;
 pub mod pages;
 pub mod system;
 pub mod vtd;

@@ -9,6 +9,7 @@ use driver_sys::memory::{MemoryRoot, MemoryType};
 use iommu::protocol::MapFlags;
 
 use super::amdvi::{Env, read_all};
+use super::domain_move::MoveBy;
 use super::pages::pattern;
 use super::{Outcome, report};
 use crate::qemu::model::Model;
@@ -200,7 +201,8 @@ pub fn run(model: &Model) {
             "remap" => env.remap(),
             "superpage-2m" => env.superpage(),
             "ring-wrap" => env.ring_wrap(),
-            "domain-move" => env.domain_move(),
+            "domain-move" => env.domain_move(MoveBy::Bdf),
+            "domain-move-channel" => env.domain_move(MoveBy::Channel),
             "detach" => env.detach(),
             "passthrough-unheld" => env.passthrough_unheld(),
             other => Err(format!("no such VT-d scenario: {other}")),
