@@ -247,6 +247,17 @@ pub fn result_lines(model: &Model, console: &str) -> Vec<ResultLine> {
         .collect()
 }
 
+/// How long the guest says `scenario` took (its `NOTE TIME <scenario> <n> ms` line,
+/// printed by the guest's watchdog).
+pub fn scenario_ms(model: &Model, console: &str, scenario: &str) -> Option<u64> {
+    let prefix = format!("{LINE_PREFIX} {} NOTE TIME {scenario} ", model.name);
+    console
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix))
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .and_then(|n| n.parse().ok())
+}
+
 /// Judges a boot: every scenario of `model` must have its line, PASS (or
 /// NOT-YET-AVAILABLE where the model expects that). Returns the report on success,
 /// the report and the console on failure.
@@ -267,6 +278,10 @@ pub fn judge(model: &Model, boot: &Boot) -> Result<String, String> {
         let shown = line.map_or("MISSING: the guest printed no result".to_string(), |l| {
             format!("{} {}", l.verdict, l.detail)
         });
+        let shown = match scenario_ms(model, &boot.console, s.name) {
+            Some(ms) => format!("[{ms} ms] {shown}"),
+            None => shown,
+        };
         report.push_str(&format!(
             "  [{}] {:<20} {shown}\n",
             if ok { " ok " } else { "FAIL" },
@@ -344,6 +359,9 @@ mod tests {
     fn lines_parse_and_noise_is_ignored() {
         let c = "[ 1.0] kernel noise\nDSMIL-QEMU m a PASS all fine\r\nDSMIL-QEMU m NOTE x\nDSMIL-QEMU other a FAIL\n";
         let lines = result_lines(&TWO, c);
+        let timed = "DSMIL-QEMU m NOTE TIME a 1234 ms\nDSMIL-QEMU m NOTE TIME ab 9 ms\n";
+        assert_eq!(scenario_ms(&TWO, timed, "a"), Some(1234));
+        assert_eq!(scenario_ms(&TWO, timed, "b"), None);
         assert_eq!(
             lines,
             vec![ResultLine {

@@ -15,6 +15,7 @@ use redox_host::kernel::{Cred, EnterGuard, Process};
 
 use super::domain_move::MoveBy;
 use super::pages::{CANARY, Pages, TRANSFER, pattern};
+use super::watchdog::Watchdog;
 use super::{Outcome, report};
 use crate::edu::Edu;
 use crate::qemu::model::Model;
@@ -571,7 +572,7 @@ impl Env {
 }
 
 /// Runs the AMD-Vi scenarios of `model`.
-pub fn run(model: &Model) {
+pub fn run(model: &'static Model) {
     let env = match Env::setup(ivrs_unit_base) {
         Ok(env) => env,
         Err(why) => {
@@ -585,7 +586,9 @@ pub fn run(model: &Model) {
             return;
         }
     };
+    let mut watchdog = Watchdog::start(model);
     for s in model.scenarios {
+        watchdog.begin(s.name);
         let outcome = match s.name {
             "unit-up" => env.unit_up(),
             "dma-lands" => env.dma_lands(),
@@ -608,4 +611,5 @@ pub fn run(model: &Model) {
             &outcome.unwrap_or_else(|why| Outcome::Fail(format!("error: {why}"))),
         );
     }
+    watchdog.finish();
 }

@@ -12,6 +12,7 @@ pub mod domain_move;
 pub mod pages;
 pub mod system;
 pub mod vtd;
+pub mod watchdog;
 
 use super::LINE_PREFIX;
 use super::model::{self, Model};
@@ -60,7 +61,7 @@ pub fn note(model: &Model, text: &str) {
 
 /// Runs every scenario of `model` and prints the results (setup failures are
 /// reported against every scenario that could not run).
-pub fn run_model(model: &Model) {
+pub fn run_model(model: &'static Model) {
     note(model, model.caveat);
     match model.name {
         "amd-vi" => amdvi::run(model),

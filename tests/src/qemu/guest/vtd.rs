@@ -11,6 +11,7 @@ use iommu::protocol::MapFlags;
 use super::amdvi::{Env, read_all};
 use super::domain_move::MoveBy;
 use super::pages::pattern;
+use super::watchdog::Watchdog;
 use super::{Outcome, report};
 use crate::qemu::model::Model;
 
@@ -175,7 +176,7 @@ fn fault_recorded(env: &Env) -> Result<Outcome> {
 }
 
 /// Runs the VT-d scenarios of `model`.
-pub fn run(model: &Model) {
+pub fn run(model: &'static Model) {
     let env = match Env::setup(dmar_unit_base) {
         Ok(env) => env,
         Err(why) => {
@@ -189,7 +190,9 @@ pub fn run(model: &Model) {
             return;
         }
     };
+    let mut watchdog = Watchdog::start(model);
     for s in model.scenarios {
+        watchdog.begin(s.name);
         let outcome = match s.name {
             "unit-up" => unit_up(&env),
             "fault-recorded" => fault_recorded(&env),
@@ -213,4 +216,5 @@ pub fn run(model: &Model) {
             &outcome.unwrap_or_else(|why| Outcome::Fail(format!("error: {why}"))),
         );
     }
+    watchdog.finish();
 }
