@@ -9,7 +9,8 @@ use syscall::error::{EBADMSG, EIO, Error, Result};
 use crate::amdvi::EventLogEntry;
 use crate::bdf::Bdf;
 use crate::flush_queue::Invalidation;
-use crate::protocol::{MapFlags, RESPONSE_SIZE, Request, Response};
+use crate::protocol::{MapFlags, Opcode, RESPONSE_SIZE, Request, Response};
+use crate::scatter::{self, BatchOp, SgEntry, Source};
 
 fn errno(e: libredox::error::Error) -> Error {
     Error::new(e.errno())
@@ -47,6 +48,22 @@ impl Channel {
             return Err(Error::new(EBADMSG));
         }
         Ok(response)
+    }
+
+    /// One BATCH `call` ([`crate::scatter`]): the list goes out and comes
+    /// back answered in the same buffer.
+    fn batch(&self, op: BatchOp, entries: &[SgEntry]) -> Result<(Response, Vec<SgEntry>)> {
+        let mut payload = scatter::encode(op, entries);
+        let n =
+            libredox::call::call_rw(self.0.raw(), &mut payload, syscall::CallFlags::empty(), &[])
+                .map_err(errno)?;
+        let head = payload.get(..RESPONSE_SIZE.min(n)).unwrap_or_default();
+        let response = Response::decode(head).map_err(|_| Error::new(EBADMSG))?;
+        response.result()?;
+        if { response.kind } != Opcode::Batch.as_u16() {
+            return Err(Error::new(EBADMSG));
+        }
+        Ok((response, scatter::read_entries(&payload, entries.len())))
     }
 }
 
@@ -152,6 +169,37 @@ impl IommuDomain {
                 iova: None,
             })?
             .arg1)
+    }
+
+    /// BATCH MAP of up to [`scatter::MAX_RANGES`] ranges in one round trip:
+    /// every range is mapped or none is. `source` says what each entry's
+    /// `addr` is (raw physical: root only; [`Source::Buffer`]: an IOVA inside
+    /// one of this domain's ALLOC buffers). Returns the entries with their
+    /// IOVAs.
+    pub fn map_sg(
+        &self,
+        entries: &[SgEntry],
+        flags: MapFlags,
+        source: Source,
+    ) -> Result<Vec<SgEntry>> {
+        Ok(self
+            .channel
+            .batch(BatchOp::Map { flags, source }, entries)?
+            .1)
+    }
+
+    /// BATCH UNMAP of the mappings starting at `iovas`, in one round trip;
+    /// nothing is unmapped unless every one is a mapping. Returns the bytes
+    /// unmapped.
+    pub fn unmap_sg(&self, iovas: &[u64]) -> Result<u64> {
+        let entries: Vec<SgEntry> = iovas
+            .iter()
+            .map(|&iova| SgEntry {
+                iova,
+                ..SgEntry::default()
+            })
+            .collect();
+        Ok(self.channel.batch(BatchOp::Unmap, &entries)?.0.arg2)
     }
 
     /// Unmaps the mapping starting at `iova`; returns its size.

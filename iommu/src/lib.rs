@@ -37,6 +37,7 @@ pub mod phys;
 pub mod physmap;
 pub mod protocol;
 pub mod pte;
+pub mod scatter;
 pub mod scheme;
 pub mod service;
 pub mod startup;

@@ -24,8 +24,9 @@
 //! | `0x16` SET_QUOTA | domain | arg1 bytes (root only) | arg0 domain id, arg1 quota |
 //! | `0x18` ALLOC | domain | arg0 [`MapFlags`], arg2 size, arg3 wanted IOVA or 0 | arg0 domain id, arg1 IOVA, arg2 size |
 //! | `0x17` QUERY_SPACE | domain | arg0 window index, `u32::MAX` = summary | summary: arg0 windows, arg1 IOVA bytes free under the DMA mask, arg2 mappings, arg3 largest free range; window: arg0 index, arg1 start, arg2 end, arg3 bytes free |
+//! | `0x19` BATCH | domain, `call` only | a scatter list of up to 64 ranges to map or unmap ([`crate::scatter`]) | arg0 domain id, arg1 ranges done, arg2 bytes; per range results in the list |
 //!
-//! Opcodes `0x14..=0x18` are this daemon's additions (Red Bear clients never
+//! Opcodes `0x14..=0x19` are this daemon's additions (Red Bear clients never
 //! send them): per-domain invalidation mode, an explicit lazy flush, the
 //! mapped-bytes quota, what is left of the IOVA space, and ALLOC: memory
 //! iommud allocates and maps for the domain (any owner, root or not), which
@@ -48,7 +49,7 @@
 //! above `u16::MAX` (Red Bear silently truncated them), and MAP/UNMAP ranges
 //! that are not page aligned or wrap around the address space.
 
-use syscall::error::{EINVAL, EOVERFLOW, Error};
+use syscall::error::{EINVAL, EOPNOTSUPP, EOVERFLOW, Error};
 
 /// The only protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -93,13 +94,16 @@ pub enum Opcode {
     QuerySpace = 0x17,
     /// Memory iommud allocates and maps for the domain (iommud addition).
     Alloc = 0x18,
+    /// Map or unmap a scatter list in one request, `call` only (iommud
+    /// addition; [`crate::scatter`]).
+    Batch = 0x19,
     /// Drain the units' event logs (I/O page faults and other events).
     DrainEvents = 0x30,
 }
 
 impl Opcode {
     /// Every opcode, in wire order.
-    pub const ALL: [Opcode; 15] = [
+    pub const ALL: [Opcode; 16] = [
         Opcode::Query,
         Opcode::CreateDomain,
         Opcode::DestroyDomain,
@@ -112,6 +116,7 @@ impl Opcode {
         Opcode::SetQuota,
         Opcode::QuerySpace,
         Opcode::Alloc,
+        Opcode::Batch,
         Opcode::AssignDevice,
         Opcode::UnassignDevice,
         Opcode::DrainEvents,
@@ -132,6 +137,7 @@ impl Opcode {
             0x16 => Opcode::SetQuota,
             0x17 => Opcode::QuerySpace,
             0x18 => Opcode::Alloc,
+            0x19 => Opcode::Batch,
             0x20 => Opcode::AssignDevice,
             0x21 => Opcode::UnassignDevice,
             0x30 => Opcode::DrainEvents,
@@ -256,6 +262,8 @@ pub enum DecodeError {
     InvalidArgument(Opcode),
     /// A range whose end wraps past `u64::MAX`.
     Overflow(Opcode),
+    /// An opcode that only travels as a `call` (BATCH), written.
+    CallOnly(Opcode),
 }
 
 impl DecodeError {
@@ -263,6 +271,7 @@ impl DecodeError {
     pub const fn errno(self) -> i32 {
         match self {
             DecodeError::Overflow(_) => EOVERFLOW,
+            DecodeError::CallOnly(_) => EOPNOTSUPP,
             _ => EINVAL,
         }
     }
@@ -272,7 +281,9 @@ impl DecodeError {
         match self {
             DecodeError::Short | DecodeError::Long => 0,
             DecodeError::Version { opcode } | DecodeError::UnknownOpcode(opcode) => opcode,
-            DecodeError::InvalidArgument(op) | DecodeError::Overflow(op) => op.as_u16(),
+            DecodeError::InvalidArgument(op)
+            | DecodeError::Overflow(op)
+            | DecodeError::CallOnly(op) => op.as_u16(),
         }
     }
 
@@ -552,6 +563,8 @@ impl Request {
                     iova: (arg3 != 0).then_some(arg3),
                 }
             }
+            // Its list does not fit a 32-byte request ([`crate::scatter`]).
+            Opcode::Batch => return Err(DecodeError::CallOnly(op)),
             Opcode::AssignDevice => Request::AssignDevice {
                 domain: domain_id(op, arg0)?,
                 unit: (arg1 != u64::MAX).then_some(arg1),

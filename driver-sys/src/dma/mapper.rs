@@ -8,9 +8,11 @@
 //! channel ([`channel_mapper`]); and [`Passthrough`], used when there is no
 //! IOMMU (the bus address is the physical address).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use iommu::protocol::{MapFlags, Opcode, RESPONSE_SIZE, RawRequest, Response};
+use iommu::scatter::{self, BatchOp, MAX_RANGES, SgEntry, Source};
 use libredox::{Fd, flag};
 use syscall::error::{EBADMSG, EIO, ENOENT, Error, Result};
 
@@ -23,6 +25,46 @@ pub trait IommuMapper: Send + Sync {
     fn map(&self, phys: u64, size: u64, flags: MapFlags, iova_hint: Option<u64>) -> Result<u64>;
     /// Unmaps the mapping starting at `iova`; returns its size.
     fn unmap(&self, iova: u64) -> Result<u64>;
+    /// Maps a scatter list of `(phys, size)` ranges with `flags`, all or
+    /// nothing (Linux's `dma_map_sg`); returns the device addresses in order.
+    /// The default maps range by range and unmaps what it mapped on failure;
+    /// an IOMMU domain sends one BATCH request per [`MAX_RANGES`] ranges.
+    fn map_sg(&self, ranges: &[(u64, u64)], flags: MapFlags) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for &(phys, size) in ranges {
+            match self.map(phys, size, flags, None) {
+                Ok(iova) => out.push(iova),
+                Err(e) => {
+                    for &iova in &out {
+                        // Best effort: the error that stopped the map is the answer.
+                        let _ = self.unmap(iova);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+    /// Unmaps the mappings starting at `iovas` now; returns the bytes unmapped.
+    fn unmap_sg(&self, iovas: &[u64]) -> Result<u64> {
+        let mut total = 0;
+        for &iova in iovas {
+            total += self.unmap(iova)?;
+        }
+        Ok(total)
+    }
+    /// Queues the unmap of `iova` to be sent with others (an IOMMU domain:
+    /// one BATCH when [`MAX_RANGES`] are queued, on
+    /// [`flush_unmaps`](Self::flush_unmaps) and on drop). Until then the
+    /// range stays mapped: the caller must not hand its memory to anything
+    /// the device must not reach before the flush. The default unmaps now.
+    fn queue_unmap(&self, iova: u64) -> Result<()> {
+        self.unmap(iova).map(|_| ())
+    }
+    /// Sends the queued unmaps now; returns how many were sent.
+    fn flush_unmaps(&self) -> Result<usize> {
+        Ok(0)
+    }
     /// Whether addresses are translated (false: bus address = physical).
     fn translates(&self) -> bool;
     /// The IOMMU domain the mappings go to, if any.
@@ -52,6 +94,8 @@ pub struct IommuDomainMapper {
     fd: Fd,
     domain: u16,
     round_trips: AtomicU64,
+    /// Unmaps queued by [`IommuMapper::queue_unmap`], at most [`MAX_RANGES`].
+    pending: Mutex<Vec<u64>>,
 }
 
 impl core::fmt::Debug for IommuDomainMapper {
@@ -102,6 +146,7 @@ impl IommuDomainMapper {
             fd,
             domain,
             round_trips: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
         })
     }
 
@@ -133,6 +178,52 @@ impl IommuDomainMapper {
         }
         Ok(resp)
     }
+
+    /// One BATCH `call`: the list goes out and comes back answered.
+    fn batch(&self, op: BatchOp, entries: &[SgEntry]) -> Result<(Response, Vec<SgEntry>)> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let mut payload = scatter::encode(op, entries);
+        let n = self
+            .fd
+            .call_rw(&mut payload, syscall::CallFlags::empty(), &[])
+            .map_err(errno)?;
+        let head = payload.get(..RESPONSE_SIZE.min(n)).unwrap_or_default();
+        let resp = Response::decode(head).map_err(|_| Error::new(EBADMSG))?;
+        resp.result()?;
+        if { resp.kind } != Opcode::Batch.as_u16() {
+            return Err(Error::new(EBADMSG));
+        }
+        Ok((resp, scatter::read_entries(&payload, entries.len())))
+    }
+
+    fn unmap_batch(&self, iovas: &[u64]) -> Result<u64> {
+        let entries: Vec<SgEntry> = iovas
+            .iter()
+            .map(|&iova| SgEntry {
+                iova,
+                ..SgEntry::default()
+            })
+            .collect();
+        Ok(self.batch(BatchOp::Unmap, &entries)?.0.arg2)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        // A panic while holding the lock leaves a plain list behind.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Unmaps queued and not yet sent.
+    pub fn queued_unmaps(&self) -> usize {
+        self.pending().len()
+    }
+}
+
+impl Drop for IommuDomainMapper {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_unmaps() {
+            log::warn!("dma: sending queued unmaps of domain {}: {e}", self.domain);
+        }
+    }
 }
 
 impl IommuMapper for IommuDomainMapper {
@@ -150,6 +241,64 @@ impl IommuMapper for IommuDomainMapper {
     fn unmap(&self, iova: u64) -> Result<u64> {
         let req = RawRequest::new(Opcode::Unmap, 0, iova, 0, 0);
         Ok(self.exchange(&req)?.arg2)
+    }
+
+    fn map_sg(&self, ranges: &[(u64, u64)], flags: MapFlags) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for chunk in ranges.chunks(MAX_RANGES) {
+            let entries: Vec<SgEntry> = chunk
+                .iter()
+                .map(|&(addr, size)| SgEntry {
+                    addr,
+                    size,
+                    iova: 0,
+                })
+                .collect();
+            let op = BatchOp::Map {
+                flags,
+                source: Source::Physical,
+            };
+            match self.batch(op, &entries) {
+                Ok((_, done)) => out.extend(done.iter().map(|e| e.iova)),
+                Err(e) => {
+                    // Earlier chunks went through: all or nothing for the caller too.
+                    for done in out.chunks(MAX_RANGES) {
+                        let _ = self.unmap_batch(done);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn unmap_sg(&self, iovas: &[u64]) -> Result<u64> {
+        let mut total = 0;
+        for chunk in iovas.chunks(MAX_RANGES) {
+            total += self.unmap_batch(chunk)?;
+        }
+        Ok(total)
+    }
+
+    fn queue_unmap(&self, iova: u64) -> Result<()> {
+        let full = {
+            let mut pending = self.pending();
+            pending.push(iova);
+            (pending.len() >= MAX_RANGES).then(|| std::mem::take(&mut *pending))
+        };
+        match full {
+            Some(batch) => self.unmap_batch(&batch).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    fn flush_unmaps(&self) -> Result<usize> {
+        let batch = std::mem::take(&mut *self.pending());
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.unmap_batch(&batch)?;
+        Ok(batch.len())
     }
 
     fn translates(&self) -> bool {

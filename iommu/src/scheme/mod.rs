@@ -5,7 +5,9 @@
 //! pending, or into a buffer under 36 bytes, is `EINVAL`; the response stays).
 //! A malformed request is accepted by `write` and answered with a `-errno`
 //! response, as Red Bear's daemon does. `call` with a payload of at least 36
-//! bytes whose first 32 are a request does both in one round trip.
+//! bytes whose first 32 are a request does both in one round trip. BATCH
+//! (`0x19`, a scatter list) is a `call` only: the whole payload is the
+//! request, and the answer is written back over it ([`crate::scatter`]).
 //!
 //! Every handle records its opener ([`Client`]: pid and uid of the open
 //! request) and, for a domain, whether it is the owner's handle or root's
@@ -385,6 +387,11 @@ impl SchemeSync for IommuScheme {
         // metadata where the uid would be.
         if payload.len() < RESPONSE_SIZE {
             return Err(Error::new(EINVAL));
+        }
+        if requests::is_batch(payload) {
+            let (target, access, opener) = self.channel(id)?;
+            requests::execute_batch(&mut self.iommu, target, access, opener, payload);
+            return Ok(payload.len());
         }
         let request = payload.get(..REQUEST_SIZE).ok_or(Error::new(EINVAL))?;
         let response = self.exchange(id, request)?;

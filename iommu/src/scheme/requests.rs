@@ -6,7 +6,8 @@ use syscall::error::{EACCES, EOPNOTSUPP, Error, Result};
 use crate::access::Client;
 use crate::bdf::Bdf;
 use crate::flush_queue::Invalidation;
-use crate::protocol::{Request, Response};
+use crate::protocol::{DecodeError, Opcode, Request, Response};
+use crate::scatter::{self, Batch, BatchError, BatchOp, SgEntry};
 use crate::service::Iommu;
 
 /// What a request channel is bound to.
@@ -42,6 +43,10 @@ pub fn execute(
     client: Client,
     bytes: &[u8],
 ) -> Response {
+    if is_batch(bytes) {
+        // Its answer goes back into the caller's list: `call` only.
+        return DecodeError::CallOnly(Opcode::Batch).response();
+    }
     let request = match Request::decode(bytes) {
         Ok(r) => r,
         Err(e) => return e.response(),
@@ -55,6 +60,54 @@ pub fn execute(
         Ok(r) => r,
         Err(e) => Response::error(op.as_u16(), e.errno),
     }
+}
+
+/// Whether `bytes` start with the BATCH opcode.
+pub fn is_batch(bytes: &[u8]) -> bool {
+    bytes.get(..2) == Some(&Opcode::Batch.as_u16().to_le_bytes()[..])
+}
+
+/// Executes a BATCH `call` ([`crate::scatter`]) for `client` with the
+/// handle's `access`, writing the answer into `payload` (at least
+/// [`crate::protocol::RESPONSE_SIZE`] bytes: the caller checks).
+pub fn execute_batch(
+    iommu: &mut Iommu,
+    target: Target,
+    access: Access,
+    client: Client,
+    payload: &mut [u8],
+) {
+    let (response, entries) = match run_batch(iommu, target, access, client, payload) {
+        Ok((response, entries)) => (response, entries),
+        Err(e) => (e.response(), Vec::new()),
+    };
+    scatter::write_answer(payload, &response, &entries);
+}
+
+fn run_batch(
+    iommu: &mut Iommu,
+    target: Target,
+    access: Access,
+    client: Client,
+    payload: &[u8],
+) -> core::result::Result<(Response, Vec<SgEntry>), BatchError> {
+    let mut batch = Batch::decode(payload)?;
+    let Target::Domain(id) = target else {
+        return Err(BatchError(EOPNOTSUPP));
+    };
+    if access == Access::QueryOnly {
+        return Err(BatchError(EACCES));
+    }
+    let done = match batch.op {
+        BatchOp::Map { flags, source } => {
+            iommu.map_sg(id, client, flags, source, &mut batch.entries)
+        }
+        BatchOp::Unmap => iommu.unmap_sg(id, client, &mut batch.entries),
+    };
+    let bytes = done.map_err(|e| BatchError(e.errno))?;
+    let count = batch.entries.len() as u64;
+    let response = Response::ok(Opcode::Batch, u32::from(id), count, bytes, 0);
+    Ok((response, batch.entries))
 }
 
 fn unit_index(unit: Option<u32>) -> Option<usize> {

@@ -11,20 +11,24 @@
 //! device no domain holds; ASSIGN through a pcid channel needs no uid (the
 //! channel is the proof). Per-uid limits come from [`Accounts`].
 
+mod batch;
+mod events;
+mod invalidation;
+mod mapping;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use syscall::error::{EACCES, EBUSY, EEXIST, EINVAL, EIO, ENODEV, ENOENT, ENOSPC, Error, Result};
+use syscall::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, Error, Result};
 
-use crate::access::{Accounts, Budgeted, Client};
+use crate::access::{Accounts, Client};
 use crate::config::{Config, UnassignedDevices};
 use crate::domain::{Domain, DomainConfig};
-use crate::flush_queue::{Deferred, FlushGenerations, FlushQueue, Invalidation};
-use crate::page_table::{PAGE_4K, Translation};
-use crate::protocol::MapFlags;
+use crate::flush_queue::{FlushGenerations, FlushQueue, Invalidation};
+use crate::page_table::Translation;
 use crate::pte::AMD_V1;
 use crate::table_memory::SchemeTableMemory;
 use crate::topology::Topology;
-use crate::unit::{DeviceState, DomainTables, FaultCause, IommuUnit, UnitFault};
+use crate::unit::{DeviceState, DomainTables, IommuUnit, UnitFault};
 
 /// The domain id unassigned devices' entries carry (AMD-Vi PASSTHROUGH and BLOCKED
 /// DTEs have DomainID 0): never a domain's id (CREATE_DOMAIN refuses 0), so the
@@ -56,6 +60,9 @@ pub struct DomainState {
     pub unity: BTreeSet<u64>,
     /// Memory iommud allocated for the domain (ALLOC), by IOVA.
     pub buffers: BTreeMap<u64, crate::contiguous::ContiguousRegion>,
+    /// Mappings a BATCH MAP made of part of an ALLOC buffer: their IOVA →
+    /// the buffer's IOVA. A buffer is not freed while one remains.
+    pub aliases: BTreeMap<u64, u64>,
 }
 
 /// A device assignment.
@@ -117,12 +124,12 @@ pub struct Iommu {
     pub(crate) memory: SchemeTableMemory,
     pub(crate) domains: BTreeMap<u16, DomainState>,
     pub(crate) devices: BTreeMap<u16, Assignment>,
-    pending: VecDeque<FaultRecord>,
-    history: VecDeque<FaultRecord>,
-    counters: Counters,
+    pub(crate) pending: VecDeque<FaultRecord>,
+    pub(crate) history: VecDeque<FaultRecord>,
+    pub(crate) counters: Counters,
     /// An initialised unit caches not-present entries (read at bring-up:
     /// the capability does not change, and MAP asks on every call).
-    np_cache: bool,
+    pub(crate) np_cache: bool,
     pub(crate) accounts: Accounts,
     pub(crate) topology: Topology,
 }
@@ -339,6 +346,7 @@ impl Iommu {
                 devices: BTreeSet::new(),
                 unity: BTreeSet::new(),
                 buffers: BTreeMap::new(),
+                aliases: BTreeMap::new(),
             },
         );
         Ok(id)
@@ -424,174 +432,6 @@ impl Iommu {
         }
     }
 
-    /// After a device's entry stopped pointing at domain `old` (or, for
-    /// [`UNASSIGNED_DOMAIN_ID`], stopped being the unassigned passthrough entry): drop what the IOTLBs
-    /// hold for `old`, or the device keeps reaching its pages through cached
-    /// translations. INV_DEV_ENTRY alone does not do it: QEMU's AMD-Vi caches
-    /// translations per device and drops them only on INV_IOMMU_PAGES of their
-    /// DomainID (`hw/i386/amd_iommu.c`), and AMD hardware showed the same stale
-    /// DMA (Xen "iommu/amd-vi: flush IOMMU TLB when flushing the DTE", 2023);
-    /// Linux flushes the old domain on detach too. The QEMU suite's
-    /// `domain-move`, `detach` and `passthrough-unheld` scenarios fail without
-    /// this (the last one through a passthrough translation left cached when the
-    /// device was assigned again).
-    pub(crate) fn forget_old_domain(&mut self, old: u16) -> Result<()> {
-        Self::invalidate(&mut self.units, old, 0, u64::MAX)
-    }
-
-    /// Whether a unit caches not-present entries (NpCache, Caching Mode).
-    pub fn caches_not_present(&self) -> bool {
-        self.np_cache
-    }
-
-    /// Frees the page-table pages domain `id`'s tables detached outside an
-    /// unmap (a failed map, growth) after a whole-domain invalidation; if
-    /// that does not complete they wait in the flush queue instead.
-    fn settle_gathered(&mut self, id: u16) -> Result<()> {
-        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-        let tables = d.domain.take_gathered_tables();
-        if tables.is_empty() {
-            return Ok(());
-        }
-        match Self::invalidate(&mut self.units, id, 0, u64::MAX) {
-            Ok(()) => {
-                self.metered(id, |s| Domain::free_tables(&mut s.memory, tables));
-                Ok(())
-            }
-            Err(error) => {
-                self.quarantine(id, None, tables);
-                Err(error)
-            }
-        }
-    }
-
-    /// Keeps an IOVA range and page-table pages whose invalidation did not
-    /// complete out of circulation until a later flush completes.
-    fn quarantine(&mut self, id: u16, unmapped: Option<crate::domain::Unmapped>, tables: Vec<u64>) {
-        if unmapped.is_none() && tables.is_empty() {
-            return;
-        }
-        if let Some(d) = self.domains.get_mut(&id) {
-            let generation = d.generations.next();
-            d.queue.push(Deferred { unmapped, tables }, generation);
-            self.counters.quarantined += 1;
-        }
-    }
-
-    /// Invalidates `[iova, iova + size)` of `domain` (`size == u64::MAX`:
-    /// all of it) on every unit and waits until each unit completed it.
-    fn invalidate(
-        units: &mut [Box<dyn IommuUnit>],
-        domain: u16,
-        iova: u64,
-        size: u64,
-    ) -> Result<()> {
-        for unit in units.iter_mut().filter(|u| u.is_initialised()) {
-            if size == u64::MAX {
-                unit.invalidate_domain(domain)?;
-            } else {
-                unit.invalidate_range(domain, iova, size)?;
-            }
-        }
-        for unit in units.iter_mut().filter(|u| u.is_initialised()) {
-            unit.sync()?;
-        }
-        Ok(())
-    }
-
-    /// Maps `size` bytes at physical `phys` into domain `id`; returns the
-    /// IOVA. A raw physical address is root's alone (`EACCES` otherwise): a
-    /// client must never make a device reach memory it could not reach.
-    pub fn map(
-        &mut self,
-        id: u16,
-        client: Client,
-        phys: u64,
-        size: u64,
-        flags: MapFlags,
-        iova: Option<u64>,
-    ) -> Result<u64> {
-        self.domain_for_change(id, client)?;
-        if !client.is_root() {
-            return Err(Error::new(EACCES));
-        }
-        self.map_checked(id, phys, size, flags, iova)
-    }
-
-    /// MAP after the permission checks: the uid's byte and page-table
-    /// limits, a lazy flush when the IOVA space is short, and a device
-    /// entry rewrite when the tables grew a level.
-    pub(crate) fn map_checked(
-        &mut self,
-        id: u16,
-        phys: u64,
-        size: u64,
-        flags: MapFlags,
-        iova: Option<u64>,
-    ) -> Result<u64> {
-        let uid = self.domain(id)?.charged_uid;
-        self.accounts.check_bytes(uid, size)?;
-        let left = self.accounts.tables_left(uid);
-        let d = self.domains.get(&id).ok_or(Error::new(ENOENT))?;
-        let before = (d.domain.root(), d.domain.levels());
-        let mut result = self.map_budgeted(id, left, phys, size, flags, iova);
-        // IOVAs waiting for a lazy flush may be exactly what is missing.
-        let d = self.domain(id)?;
-        let retry = matches!(&result, Err(e) if e.errno == ENOSPC
-            || (e.errno == EEXIST && iova.is_some_and(|i| d.queue.holds(i, size))));
-        if retry && !d.queue.is_empty() {
-            self.flush_domain(id)?;
-            let left = self.accounts.tables_left(uid);
-            result = self.map_budgeted(id, left, phys, size, flags, iova);
-        }
-        let iova = match result {
-            Ok(iova) => iova,
-            Err(error) => {
-                // Tables the failed map had already linked in.
-                self.settle_gathered(id)?;
-                return Err(error);
-            }
-        };
-        self.accounts.add_bytes(uid, i128::from(size));
-        let d = self.domain(id)?;
-        if (d.domain.root(), d.domain.levels()) != before {
-            // The tables grew a level: every device must walk from the new
-            // root, and only then may an emptied old root be freed.
-            self.rewrite_entries(id)?;
-        }
-        self.settle_gathered(id)?;
-        if self.caches_not_present() {
-            // The unit may hold "not present" for this range: drop it before
-            // the client can hand the IOVA to its device (Linux's
-            // `iotlb_sync_map` under NpCache).
-            self.counters.map_invalidations += 1;
-            if let Err(error) = Self::invalidate(&mut self.units, id, iova, size) {
-                log::error!("iommud: invalidation after MAP failed ({error}); mapping withdrawn");
-                let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-                let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
-                let tables = d.domain.take_gathered_tables();
-                self.quarantine(id, Some(unmapped), tables);
-                self.accounts.add_bytes(uid, -i128::from(size));
-                return Err(Error::new(EIO));
-            }
-        }
-        Ok(iova)
-    }
-
-    /// A unit that caches not-present entries (VT-d CAP.CM) may still hold
-    /// the miss of a page just made present: invalidate the new range and
-    /// wait before anyone may use it (unit.rs rule 4; Linux
-    /// `intel_iommu_iotlb_sync_map`). Nothing to do for other units. Used
-    /// for the firmware's identity ranges; MAP does the same inline.
-    pub(crate) fn sync_new_mapping(&mut self, id: u16, iova: u64, size: u64) -> Result<()> {
-        if self.caches_not_present() {
-            let span = size.next_multiple_of(PAGE_4K);
-            Self::invalidate(&mut self.units, id, iova, span)?;
-        }
-        Ok(())
-    }
-
-    /// The highest domain id every unit can tag entries with (VT-d: below
     /// CAP.ND's count, the top one kept for pass-through entries).
     fn max_domain_id(&self) -> u16 {
         self.units
@@ -599,22 +439,6 @@ impl Iommu {
             .map(|u| u.capabilities().max_domain_id)
             .min()
             .unwrap_or(u16::MAX)
-    }
-
-    fn map_budgeted(
-        &mut self,
-        id: u16,
-        left: usize,
-        phys: u64,
-        size: u64,
-        flags: MapFlags,
-        iova: Option<u64>,
-    ) -> Result<u64> {
-        self.metered(id, |s| {
-            let d = s.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-            let mut memory = Budgeted::new(&mut s.memory, left);
-            d.domain.map(&mut memory, phys, size, flags, iova)
-        })
     }
 
     fn rewrite_entries(&mut self, id: u16) -> Result<()> {
@@ -643,151 +467,6 @@ impl Iommu {
         Ok(())
     }
 
-    /// Unmaps the mapping starting at `iova`; returns its size.
-    ///
-    /// Strict: the IOTLBs no longer hold it when this returns, and only then
-    /// are its IOVA and the page-table pages it emptied reused. If the
-    /// invalidation does not complete, the mapping is gone from the tables
-    /// but its IOVA and pages stay quarantined until a later flush completes,
-    /// and the answer is `EIO`. Lazy: IOVA and pages are queued for the next
-    /// flush.
-    pub fn unmap(&mut self, id: u16, client: Client, iova: u64) -> Result<u64> {
-        if self.domain_for_change(id, client)?.unity.contains(&iova) {
-            // The firmware's range stays while a device that needs it is here.
-            return Err(Error::new(EACCES));
-        }
-        let size = self.metered(id, |s| s.unmap_owned(id, iova))?;
-        let uid = self.domain(id)?.charged_uid;
-        self.accounts.add_bytes(uid, -i128::from(size));
-        self.release_buffer(id, iova)?;
-        Ok(size)
-    }
-
-    fn unmap_owned(&mut self, id: u16, iova: u64) -> Result<u64> {
-        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-        match d.invalidation {
-            Invalidation::Strict => {
-                let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
-                d.domain
-                    .prune_tables(&mut self.memory, unmapped.iova, unmapped.size);
-                let tables = d.domain.take_gathered_tables();
-                self.counters.strict_invalidations += 1;
-                // With PDE=1 the range invalidation also drops the directory
-                // entries pointing at the emptied tables: each of them
-                // served part of this range.
-                match Self::invalidate(&mut self.units, id, unmapped.iova, unmapped.size) {
-                    Ok(()) => {
-                        Domain::free_tables(&mut self.memory, tables);
-                        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-                        d.domain.release_iova(unmapped)?;
-                        Ok(unmapped.size)
-                    }
-                    Err(error) => {
-                        log::error!(
-                            "iommud: UNMAP {:#x} of domain {id}: invalidation failed ({error}); IOVA quarantined",
-                            unmapped.iova
-                        );
-                        self.quarantine(id, Some(unmapped), tables);
-                        Err(Error::new(EIO))
-                    }
-                }
-            }
-            Invalidation::Lazy => {
-                // Emptied tables stay linked (a map before the flush reuses
-                // them); the flush prunes and frees them.
-                let unmapped = d.domain.unmap_deferred(&mut self.memory, iova)?;
-                let tables = d.domain.take_gathered_tables();
-                let deferred = Deferred {
-                    unmapped: Some(unmapped),
-                    tables,
-                };
-                let full = d.queue.push(deferred, d.generations.next());
-                self.counters.deferred_unmaps += 1;
-                if full {
-                    self.flush_unmetered(id)?;
-                }
-                Ok(unmapped.size)
-            }
-        }
-    }
-
-    /// Flushes domain `id`'s IOTLB and directory entries and releases every
-    /// deferred IOVA and page-table page queued before the flush started;
-    /// returns how many unmaps were released.
-    pub fn flush_domain(&mut self, id: u16) -> Result<usize> {
-        self.metered(id, |s| s.flush_unmetered(id))
-    }
-
-    /// [`flush_domain`](Self::flush_domain) inside an already metered call.
-    fn flush_unmetered(&mut self, id: u16) -> Result<usize> {
-        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-        if d.queue.is_empty() {
-            return Ok(0);
-        }
-        d.generations.started += 1;
-        let generation = d.generations.started;
-        // Tables the queued unmaps emptied leave the tree now, before the
-        // invalidation (PDE=1, whole domain) that lets them be freed.
-        let ranges: Vec<(u64, u64)> = d.queue.ranges().collect();
-        for (iova, size) in ranges {
-            d.domain.prune_tables(&mut self.memory, iova, size);
-        }
-        let pruned = d.domain.take_gathered_tables();
-        if let Err(error) = Self::invalidate(&mut self.units, id, 0, u64::MAX) {
-            self.quarantine(id, None, pruned);
-            return Err(error);
-        }
-        self.counters.lazy_flushes += 1;
-        Domain::free_tables(&mut self.memory, pruned);
-        let d = self.domains.get_mut(&id).ok_or(Error::new(ENOENT))?;
-        d.generations.completed = generation;
-        let released = d.queue.release(generation);
-        let count = released.iter().filter(|r| r.unmapped.is_some()).count();
-        for deferred in released {
-            Domain::free_tables(&mut self.memory, deferred.tables);
-            if let Some(unmapped) = deferred.unmapped {
-                d.domain.release_iova(unmapped)?;
-            }
-        }
-        Ok(count)
-    }
-
-    /// [`flush_domain`](Self::flush_domain) on behalf of `client` (its owner).
-    pub fn flush_domain_for(&mut self, id: u16, client: Client) -> Result<usize> {
-        self.domain_for_change(id, client)?;
-        self.flush_domain(id)
-    }
-
-    /// Whether any deferred unmap waits for a flush.
-    pub fn flush_pending(&self) -> bool {
-        self.domains.values().any(|d| !d.queue.is_empty())
-    }
-
-    /// Flushes every domain with deferred unmaps (the daemon's timeout).
-    pub fn flush_all(&mut self) -> Result<usize> {
-        let ids: Vec<u16> = self
-            .domains
-            .iter()
-            .filter(|(_, d)| !d.queue.is_empty())
-            .map(|(&id, _)| id)
-            .collect();
-        let mut released = 0;
-        for id in ids {
-            released += self.flush_domain(id)?;
-        }
-        Ok(released)
-    }
-
-    /// Sets domain `id`'s invalidation mode (leaving lazy flushes first).
-    pub fn set_invalidation(&mut self, id: u16, client: Client, mode: Invalidation) -> Result<()> {
-        self.domain_for_change(id, client)?;
-        if mode == Invalidation::Strict {
-            self.flush_domain(id)?;
-        }
-        self.domain_for_change(id, client)?.invalidation = mode;
-        Ok(())
-    }
-
     /// Sets domain `id`'s quota of mapped bytes (its owner, if root).
     pub fn set_quota(&mut self, id: u16, client: Client, bytes: u64) -> Result<()> {
         let d = self.domain_for_change(id, client)?;
@@ -805,49 +484,5 @@ impl Iommu {
             .domain
             .translate(&self.memory, iova)
             .ok_or(Error::new(ENOENT))
-    }
-
-    /// Reads the units' event logs into the pending queue and the history.
-    pub fn collect_events(&mut self) {
-        let limit = self.config.fault_history.max(1);
-        for (index, unit) in self.units.iter_mut().enumerate() {
-            let (pending, history, counters) =
-                (&mut self.pending, &mut self.history, &mut self.counters);
-            unit.drain_faults(&mut |fault| {
-                counters.events += 1;
-                if fault.cause != FaultCause::Other {
-                    counters.faults += 1;
-                }
-                let record = FaultRecord { unit: index, fault };
-                if pending.len() >= limit {
-                    pending.pop_front();
-                    counters.events_dropped += 1;
-                }
-                pending.push_back(record);
-                if history.len() >= limit {
-                    history.pop_front();
-                }
-                history.push_back(record);
-            });
-        }
-    }
-
-    /// DRAIN_EVENTS: collects, then hands out (and forgets) every event not
-    /// drained before, of `unit` or of all units.
-    pub fn drain_events(&mut self, unit: Option<usize>) -> Result<Drained> {
-        if unit.is_some_and(|u| u >= self.units.len()) {
-            return Err(Error::new(ENODEV));
-        }
-        self.collect_events();
-        let mut drained = Drained::default();
-        self.pending.retain(|r| {
-            if unit.is_some_and(|u| u != r.unit) {
-                return true;
-            }
-            drained.count += 1;
-            drained.first.get_or_insert(r.fault);
-            false
-        });
-        Ok(drained)
     }
 }
