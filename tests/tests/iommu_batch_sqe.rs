@@ -382,3 +382,24 @@ fn who_may_batch_unprivileged_buffers_and_a_second_driver() {
     );
     assert_eq!(mappings(h, 1), 2, "the driver's mappings are as they were");
 }
+
+#[test]
+fn the_fuzz_driver_reaches_batch_and_survives_random_lists() {
+    // The seed corpus entry maps, rolls back and unmaps through BATCH ...
+    let seed = include_bytes!("../../fuzz/corpus/iommu_requests/batch_map_unmap");
+    dsmil_tests::fuzzing::iommu_requests(seed);
+    // ... and pseudo-random sequences (a fixed xorshift) go through the same
+    // driver, whose assertions (in-place answers, status <= 0) must hold.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..64 {
+        let data: Vec<u8> = (0..384)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        dsmil_tests::fuzzing::iommu_requests(&data);
+    }
+}
