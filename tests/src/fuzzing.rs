@@ -519,7 +519,7 @@ fn iommu_batch(h: &mut SqeHarness<iommu::scheme::IommuScheme>, id: usize, b: &mu
         })
         .collect();
     let mut payload = scatter::encode(op, &entries);
-    if b.u8() % 8 == 0 {
+    if b.u8().is_multiple_of(8) {
         let at = usize::from(b.u8()) % payload.len();
         if let Some(byte) = payload.get_mut(at) {
             *byte = b.u8();

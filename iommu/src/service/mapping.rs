@@ -102,8 +102,6 @@ impl Iommu {
         Ok(())
     }
 
-    /// The highest domain id every unit can tag entries with (VT-d: below
-
     pub(super) fn map_budgeted(
         &mut self,
         id: u16,

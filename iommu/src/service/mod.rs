@@ -432,6 +432,7 @@ impl Iommu {
         }
     }
 
+    /// The highest domain id every unit can tag entries with (VT-d: below
     /// CAP.ND's count, the top one kept for pass-through entries).
     fn max_domain_id(&self) -> u16 {
         self.units
