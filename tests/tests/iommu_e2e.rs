@@ -8,6 +8,7 @@ use driver_sys::pci::PciAddress;
 use dsmil_tests as _;
 use iommu::client::{IommuControl, IommuDomain};
 use iommu::protocol::{MapFlags, Opcode, RawRequest, Request, Response};
+use iommu::scatter::{SgEntry, Source};
 use iommu::{Bdf, Invalidation};
 use redox_host::boot::{self, RunningDaemon};
 use redox_host::hw::amdvi::{CommandExecution, SimAmdVi};
@@ -128,6 +129,20 @@ fn every_opcode_from_a_client_thread() {
     assert!(space.free_bytes > 0 && space.windows > 0, "{space:?}");
     let (start, end, free) = d.window(0).expect("window 0");
     assert!(start < end && free <= end - start);
+    // BATCH (a `call`): two ranges mapped in one request, then unmapped.
+    let sg: Vec<SgEntry> = (0..2)
+        .map(|i| SgEntry {
+            addr: buf + i * PAGE,
+            size: PAGE,
+            iova: 0,
+        })
+        .collect();
+    let done = d
+        .map_sg(&sg, MapFlags::READ, Source::Physical)
+        .expect("batch map");
+    assert_eq!(d.translate(done[1].iova).expect("translate"), buf + PAGE);
+    let iovas = [done[0].iova, done[1].iova];
+    assert_eq!(d.unmap_sg(&iovas).expect("batch unmap"), 2 * PAGE);
     d.set_invalidation(Invalidation::Lazy).expect("lazy");
     d.set_quota(1 << 30).expect("quota");
     d.assign(bdf()).expect("assign");
@@ -149,7 +164,7 @@ fn every_opcode_from_a_client_thread() {
     assert_eq!(n, 0);
     ctl.destroy_domain(id).expect("destroy");
     // Every opcode answered on its handle, echoing its kind.
-    assert_eq!(Opcode::ALL.len(), 15);
+    assert_eq!(Opcode::ALL.len(), 16);
 }
 
 #[test]
