@@ -7,10 +7,7 @@ use dsmil_tests::qemu::{harness, model};
 
 #[test]
 fn amd_vi_scenarios_pass_on_qemu() {
-    match harness::run_model(
-        &model::AMD_VI,
-        std::path::Path::new(env!("CARGO_BIN_EXE_qemu-guest")),
-    ) {
+    match harness::run_model(&model::AMD_VI) {
         Ok(report) => eprintln!("{report}"),
         Err(failure) => panic!("{failure}"),
     }

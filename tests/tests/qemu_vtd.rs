@@ -7,7 +7,7 @@
 use dsmil_tests::qemu::{harness, model};
 
 fn run(m: &model::Model) {
-    match harness::run_model(m, std::path::Path::new(env!("CARGO_BIN_EXE_qemu-guest"))) {
+    match harness::run_model(m) {
         Ok(report) => eprintln!("{report}"),
         Err(failure) => panic!("{failure}"),
     }
