@@ -13,37 +13,39 @@ use crate::wire::{
     CHUNK_SIZE, ControlRequest, DeviceInfo, Op, SessionStart, VersionInfo, encode_device_list,
 };
 
-/// A reply: fixed-size replies (up to one chunk) stay inline, so the chunk
-/// paths allocate nothing; the whole-table and whole-device replies own a
-/// buffer.
-// The inline variant is the point: a chunk reply lives on the stack and is
-// copied once into the caller's buffer, with no allocation per chunk.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
+/// A reply: a fixed-size reply (up to one chunk) is encoded straight into the
+/// buffer the caller passed to [`DsmilScheme::execute`] (for a `call`, the
+/// caller's own payload), so the chunk paths neither allocate nor copy the
+/// reply a second time; the whole-table and whole-device replies own a buffer.
+#[derive(Clone, Debug, Eq, PartialEq)]
 pub enum ControlReply {
-    /// Up to 256 bytes.
-    Inline {
-        /// The bytes (only `..len` are the reply).
-        bytes: [u8; CHUNK_SIZE],
-        /// Reply length.
-        len: usize,
-    },
+    /// This many bytes at the start of the `out` buffer are the reply.
+    Inline(usize),
     /// A longer reply.
     Owned(Vec<u8>),
 }
 
 impl ControlReply {
-    fn inline(encode: impl FnOnce(&mut [u8]) -> Result<usize>) -> Result<ControlReply> {
-        let mut bytes = [0u8; CHUNK_SIZE];
-        let len = encode(&mut bytes)?;
-        Ok(ControlReply::Inline { bytes, len })
+    fn inline(
+        out: &mut [u8; CHUNK_SIZE],
+        encode: impl FnOnce(&mut [u8]) -> Result<usize>,
+    ) -> Result<ControlReply> {
+        encode(out).map(ControlReply::Inline)
     }
 
-    /// The reply bytes.
-    pub fn as_bytes(&self) -> &[u8] {
+    /// The reply bytes, `out` being the buffer `execute` encoded into.
+    pub fn bytes<'a>(&'a self, out: &'a [u8; CHUNK_SIZE]) -> &'a [u8] {
         match self {
-            ControlReply::Inline { bytes, len } => bytes.get(..*len).unwrap_or(bytes),
+            ControlReply::Inline(len) => out.get(..*len).unwrap_or(out),
             ControlReply::Owned(v) => v,
+        }
+    }
+
+    /// The reply length.
+    pub fn size(&self) -> usize {
+        match self {
+            ControlReply::Inline(len) => *len,
+            ControlReply::Owned(v) => v.len(),
         }
     }
 }
@@ -60,31 +62,32 @@ fn sessions_of(
 
 impl DsmilScheme {
     /// Runs one control request for handle `id`, opened by `who`; counts and
-    /// logs it.
+    /// logs it. A fixed-size reply is encoded into `out` (its bytes are then
+    /// `reply.bytes(out)`).
     pub(super) fn execute(
         &mut self,
         id: usize,
         req: &ControlRequest,
         who: Opener,
+        out: &mut [u8; CHUNK_SIZE],
     ) -> Result<ControlReply> {
         let pid = who.pid;
-        let outcome = self.execute_op(id, req, who);
+        // One clock read per request: the session's last use and the log
+        // entry carry the same instant.
+        let now = self.now_ms();
+        let outcome = self.execute_op(id, req, who, now, out);
         self.stats.op(req.op).count(&outcome);
         if let Err(e) = &outcome {
             let quarantined = Machine::token(req.arg0).is_ok_and(|t| t.is_quarantined())
                 && matches!(req.op, Op::ReadDevice | Op::ReadStart);
             self.stats.refusal(e.errno, quarantined);
         }
-        let now = self.now_ms();
         self.log.record(
             now,
             pid,
             "control",
             Target::Op(req.op),
-            outcome
-                .as_ref()
-                .map(|r| r.as_bytes().len())
-                .map_err(|e| e.errno),
+            outcome.as_ref().map(ControlReply::size).map_err(|e| e.errno),
         );
         outcome
     }
@@ -97,6 +100,7 @@ impl DsmilScheme {
         id: usize,
         who: Opener,
         now: u64,
+        out: &mut [u8; CHUNK_SIZE],
         build: impl FnOnce(&mut Self, u64) -> Result<(SessionStart, SessionKind)>,
     ) -> Result<ControlReply> {
         sessions_of(&mut self.handles, id)?;
@@ -115,19 +119,25 @@ impl DsmilScheme {
                 last_used_ms: now,
             },
         );
-        ControlReply::inline(|out| start.encode(out))
+        ControlReply::inline(out, |out| start.encode(out))
     }
 
-    fn execute_op(&mut self, id: usize, req: &ControlRequest, who: Opener) -> Result<ControlReply> {
-        let now = self.now_ms();
+    fn execute_op(
+        &mut self,
+        id: usize,
+        req: &ControlRequest,
+        who: Opener,
+        now: u64,
+        out: &mut [u8; CHUNK_SIZE],
+    ) -> Result<ControlReply> {
         let uid = who.uid;
         match req.op {
-            Op::GetVersion => ControlReply::inline(|out| VersionInfo::default().encode(out)),
+            Op::GetVersion => ControlReply::inline(out, |out| VersionInfo::default().encode(out)),
             Op::GetStatus => {
                 self.take_smi(who)?;
                 self.machine.refresh_thermal();
                 let status = self.machine.table().system_status(self.last_scan_ms);
-                ControlReply::inline(|out| status.encode(out))
+                ControlReply::inline(out, |out| status.encode(out))
             }
             Op::GetThermal => {
                 self.take_smi(who)?;
@@ -137,7 +147,7 @@ impl DsmilScheme {
                     return Err(Error::new(syscall::error::ENODEV));
                 }
                 let reply = self.machine.table().thermal().reply();
-                ControlReply::inline(|out| reply.encode(out))
+                ControlReply::inline(out, |out| reply.encode(out))
             }
             Op::ScanDevices => {
                 let devices = self.machine.table().snapshot();
@@ -154,7 +164,7 @@ impl DsmilScheme {
                 }
                 self.machine.capture(token, uid).map(ControlReply::Owned)
             }
-            Op::ScanStart => self.start_session(id, who, now, |me, sid| {
+            Op::ScanStart => self.start_session(id, who, now, out, |me, sid| {
                 me.last_scan_ms = now;
                 let s = ScanSession::new(sid, me.machine.table().snapshot())?;
                 Ok((s.start_reply(), SessionKind::Scan(s)))
@@ -164,7 +174,7 @@ impl DsmilScheme {
                 if !token.is_quarantined() {
                     self.take_smi(who)?;
                 }
-                self.start_session(id, who, now, |me, sid| {
+                self.start_session(id, who, now, out, |me, sid| {
                     let data = me.machine.capture(token, uid)?;
                     let s = ReadSession::new(sid, token, data)?;
                     Ok((s.start_reply(), SessionKind::Read(s)))
@@ -179,10 +189,10 @@ impl DsmilScheme {
                 session.last_used_ms = now;
                 match (&mut session.kind, req.op) {
                     (SessionKind::Scan(s), Op::ScanChunk) => {
-                        ControlReply::inline(|out| s.write_chunk(req.arg0, out))
+                        ControlReply::inline(out, |out| s.write_chunk(req.arg0, out))
                     }
                     (SessionKind::Read(s), Op::ReadChunk) => {
-                        ControlReply::inline(|out| s.write_chunk(req.arg0, out))
+                        ControlReply::inline(out, |out| s.write_chunk(req.arg0, out))
                     }
                     _ => Err(Error::new(EINVAL)),
                 }
@@ -203,7 +213,7 @@ impl DsmilScheme {
                     None => return Err(Error::new(EINVAL)),
                 };
                 self.release_sessions(who, 1, false);
-                ControlReply::inline(|out| summary.encode(out))
+                ControlReply::inline(out, |out| summary.encode(out))
             }
         }
     }

@@ -25,6 +25,7 @@ mod writes;
 use std::collections::BTreeMap;
 
 use clients::{Clients, Opener};
+use control::ControlReply;
 use events::EventQueue;
 use tunables::Tunable;
 
@@ -42,7 +43,7 @@ use crate::config::Config;
 use crate::device::SessionIds;
 use crate::hardware::Hardware;
 use crate::machine::Machine;
-use crate::wire::{ControlRequest, EventRecord, Token};
+use crate::wire::{CHUNK_SIZE, ControlRequest, EventRecord, Token};
 use handle::Handle;
 use oplog::{OpLog, Target};
 use path::{Node, TextFile};
@@ -293,6 +294,36 @@ impl DsmilScheme {
         Error::new(errno)
     }
 
+    /// A control request by `call`: a payload of at least one chunk receives
+    /// a fixed-size reply directly (one copy of the chunk, no allocation); a
+    /// smaller one goes through a scratch chunk, so a reply that does not fit
+    /// is `EINVAL` after the request ran, exactly as a longer reply is.
+    fn call_control(
+        &mut self,
+        id: usize,
+        req: &ControlRequest,
+        who: Opener,
+        payload: &mut [u8],
+    ) -> Result<usize> {
+        let mut scratch = [0u8; CHUNK_SIZE];
+        let direct = payload
+            .get_mut(..CHUNK_SIZE)
+            .and_then(|p| <&mut [u8; CHUNK_SIZE]>::try_from(p).ok());
+        let (reply, out) = match direct {
+            Some(out) => (self.execute(id, req, who, out)?, None),
+            None => (self.execute(id, req, who, &mut scratch)?, Some(&scratch)),
+        };
+        match (reply, out) {
+            (ControlReply::Inline(len), None) => Ok(len),
+            (reply, out) => {
+                let bytes = reply.bytes(out.unwrap_or(&scratch));
+                let dst = payload.get_mut(..bytes.len()).ok_or(Error::new(EINVAL))?;
+                dst.copy_from_slice(bytes);
+                Ok(bytes.len())
+            }
+        }
+    }
+
     fn read_handle(
         &mut self,
         id: usize,
@@ -468,15 +499,17 @@ impl SchemeSync for DsmilScheme {
         // Permission and attribution come from the opener recorded at open,
         // whatever credentials this request carries.
         let who = self.opener_of(id);
+        let mut scratch = [0u8; CHUNK_SIZE];
         let outcome = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
             Handle::Control { .. } => ControlRequest::decode(buf)
-                .and_then(|req| self.execute(id, &req, who))
+                .and_then(|req| self.execute(id, &req, who, &mut scratch))
                 .and_then(|reply| match self.handles.get_mut(&id) {
                     Some(Handle::Control {
                         response, pending, ..
                     }) => {
+                        // `clear` keeps the capacity: a chunk reply reuses it.
                         response.clear();
-                        response.extend_from_slice(reply.as_bytes());
+                        response.extend_from_slice(reply.bytes(&scratch));
                         *pending = true;
                         Ok(buf.len())
                     }
@@ -517,13 +550,7 @@ impl SchemeSync for DsmilScheme {
         let who = self.opener_of(id);
         let outcome = match self.handles.get(&id).ok_or(Error::new(EBADF))? {
             Handle::Control { .. } => ControlRequest::from_metadata(metadata)
-                .and_then(|req| self.execute(id, &req, who))
-                .and_then(|reply| {
-                    let bytes = reply.as_bytes();
-                    let out = payload.get_mut(..bytes.len()).ok_or(Error::new(EINVAL))?;
-                    out.copy_from_slice(bytes);
-                    Ok(bytes.len())
-                }),
+                .and_then(|req| self.call_control(id, &req, who, payload)),
             _ => Err(Error::new(EINVAL)),
         };
         self.stats.call.count(&outcome);

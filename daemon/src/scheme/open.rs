@@ -37,7 +37,9 @@ impl DsmilScheme {
         let handle = match node {
             Node::Root | Node::DeviceDir | Node::ConfigDir => return Err(Error::new(EISDIR)),
             Node::Control => Handle::Control {
-                response: Vec::new(),
+                // One chunk reserved at open: the write/read cycle of every
+                // fixed-size request reuses it and allocates nothing.
+                response: Vec::with_capacity(crate::wire::CHUNK_SIZE),
                 pending: false,
                 sessions: BTreeMap::new(),
             },

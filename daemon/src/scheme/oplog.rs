@@ -40,10 +40,21 @@ pub struct LogEntry {
 }
 
 /// The ring.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OpLog {
     entries: VecDeque<LogEntry>,
     next_seq: u64,
+}
+
+impl Default for OpLog {
+    /// An empty ring with its whole capacity reserved up front, so recording
+    /// never allocates (the chunk path records every request).
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::with_capacity(LOG_CAPACITY),
+            next_seq: 0,
+        }
+    }
 }
 
 impl OpLog {

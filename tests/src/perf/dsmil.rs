@@ -1,7 +1,10 @@
 //! `perf -- dsmil`: what chunking costs in scheme `dsmil`.
 //!
-//! * `chunk_handler_over_memcpy` — one 256-byte chunk read dispatched as an
-//!   `Sqe` into the scheme, over a plain 256-byte `memcpy`.
+//! * `chunk_handler_over_memcpy` — one 256-byte chunk read (READ_CHUNK by
+//!   `call`, the reply encoded into the caller's 256-byte payload) dispatched
+//!   as an `Sqe` into the scheme, over a plain 256-byte `memcpy` (the same
+//!   bytes the handler delivers; the run fails if the reply is not a whole
+//!   chunk).
 //! * `bulk_scan_speedup_over_chunk_cycles` — a whole scan as `scan` open + one
 //!   bulk read + close, against SCAN_START + 22 × SCAN_CHUNK + SCAN_COMPLETE as
 //!   control write/read cycles, both through the mocked kernel.
@@ -40,6 +43,11 @@ fn chunk_handler() {
     let mut reply = [0u8; CHUNK_SIZE];
     let n = must("READ_START", h.call(ctl, &mut reply, &[9, 0x8001]));
     let start = must("READ_START reply", SessionStart::decode(&reply[..n]));
+    // Equal work: the handler must deliver a whole chunk, the bytes memcpy moves.
+    let n = must("READ_CHUNK", h.call(ctl, &mut reply, &[10, 1, start.session_id]));
+    if n != CHUNK_SIZE {
+        fail("chunk_handler_over_memcpy: READ_CHUNK delivered a partial chunk");
+    }
     let src = [0x5Au8; CHUNK_SIZE];
     let mut dst = [0u8; CHUNK_SIZE];
     let mut handler = f64::INFINITY;
