@@ -87,7 +87,10 @@ impl DsmilScheme {
             pid,
             "control",
             Target::Op(req.op),
-            outcome.as_ref().map(ControlReply::size).map_err(|e| e.errno),
+            outcome
+                .as_ref()
+                .map(ControlReply::size)
+                .map_err(|e| e.errno),
         );
         outcome
     }

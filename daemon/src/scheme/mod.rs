@@ -106,6 +106,13 @@ fn copy_out(src: &[u8], pos: &mut usize, offset: u64, buf: &mut [u8]) -> usize {
     n
 }
 
+/// Copies a whole reply into a `call`'s payload (`EINVAL` when it does not fit).
+fn deliver(bytes: &[u8], payload: &mut [u8]) -> Result<usize> {
+    let dst = payload.get_mut(..bytes.len()).ok_or(Error::new(EINVAL))?;
+    dst.copy_from_slice(bytes);
+    Ok(bytes.len())
+}
+
 fn listing(node: Node) -> Vec<u8> {
     node.entries()
         .into_iter()
@@ -305,23 +312,19 @@ impl DsmilScheme {
         who: Opener,
         payload: &mut [u8],
     ) -> Result<usize> {
-        let mut scratch = [0u8; CHUNK_SIZE];
         let direct = payload
             .get_mut(..CHUNK_SIZE)
             .and_then(|p| <&mut [u8; CHUNK_SIZE]>::try_from(p).ok());
-        let (reply, out) = match direct {
-            Some(out) => (self.execute(id, req, who, out)?, None),
-            None => (self.execute(id, req, who, &mut scratch)?, Some(&scratch)),
-        };
-        match (reply, out) {
-            (ControlReply::Inline(len), None) => Ok(len),
-            (reply, out) => {
-                let bytes = reply.bytes(out.unwrap_or(&scratch));
-                let dst = payload.get_mut(..bytes.len()).ok_or(Error::new(EINVAL))?;
-                dst.copy_from_slice(bytes);
-                Ok(bytes.len())
-            }
+        if let Some(out) = direct {
+            return match self.execute(id, req, who, out)? {
+                ControlReply::Inline(len) => Ok(len),
+                ControlReply::Owned(bytes) => deliver(&bytes, payload),
+            };
         }
+        // Only a short payload pays for (zeroing) the scratch chunk.
+        let mut scratch = [0u8; CHUNK_SIZE];
+        let reply = self.execute(id, req, who, &mut scratch)?;
+        deliver(reply.bytes(&scratch), payload)
     }
 
     fn read_handle(

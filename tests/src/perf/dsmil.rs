@@ -44,7 +44,10 @@ fn chunk_handler() {
     let n = must("READ_START", h.call(ctl, &mut reply, &[9, 0x8001]));
     let start = must("READ_START reply", SessionStart::decode(&reply[..n]));
     // Equal work: the handler must deliver a whole chunk, the bytes memcpy moves.
-    let n = must("READ_CHUNK", h.call(ctl, &mut reply, &[10, 1, start.session_id]));
+    let n = must(
+        "READ_CHUNK",
+        h.call(ctl, &mut reply, &[10, 1, start.session_id]),
+    );
     if n != CHUNK_SIZE {
         fail("chunk_handler_over_memcpy: READ_CHUNK delivered a partial chunk");
     }
