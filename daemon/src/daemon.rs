@@ -122,6 +122,11 @@ pub fn serve(config: Config, hardware: Hardware, notify: InitNotify) -> Result<(
             None
         }
     };
+    // Everything dsmild opens by path is open now: enter the null namespace
+    // (upstream drivers' last startup step), before readiness as acpid does
+    // since base 9dd6901d (readiness first deadlocked). Later memory mappings go
+    // through the memory scheme root opened at start.
+    sys("entering the null namespace", libredox::call::setrens(0, 0))?;
     // Registered and subscribed: requests are served from here on.
     sys("reporting readiness", notify.ready())?;
     log::info!("dsmild: serving /scheme/{name}");

@@ -163,10 +163,22 @@ pub fn serve(iommu: Iommu, notify: InitNotify) -> Result<(), DaemonError> {
     };
     // Ready: every device is blocked or in passthrough, and requests are served
     // from here on. Drivers that enable DMA after this find the scheme.
+    // Everything iommud opens by path is open now (table memory comes from the
+    // memory scheme root, ASSIGN channels arrive by fd passing): enter the null
+    // namespace, as upstream drivers do last. Before readiness, as acpid does
+    // since base 9dd6901d (readiness first deadlocked); but a daemon nobody
+    // waits for registers its name itself first, which needs the namespace.
+    let awaited = notify.is_awaited();
+    if awaited {
+        sys("entering the null namespace", libredox::call::setrens(0, 0))?;
+    }
     sys(
         "reporting readiness to init",
         notify.ready_with_scheme(&socket, root, &name),
     )?;
+    if !awaited {
+        sys("entering the null namespace", libredox::call::setrens(0, 0))?;
+    }
     log::info!("iommud: serving /scheme/{name}");
 
     let mut requests = ReadinessBased::new(&socket, BATCH);

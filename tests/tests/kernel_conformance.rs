@@ -11,6 +11,8 @@ mod acpi;
 mod irq;
 #[path = "kernel_conformance/memory.rs"]
 mod memory;
+#[path = "kernel_conformance/namespace.rs"]
+mod namespace;
 #[path = "kernel_conformance/pci.rs"]
 mod pci;
 #[path = "kernel_conformance/user_scheme.rs"]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use syscall::data::NewFdParams;
 use syscall::dirent::DirentHeader;
-use syscall::error::{EACCES, EBADF, EINVAL, EIO, ENOENT, ENOSYS, ENOTDIR, Error, Result};
+use syscall::error::{EBADF, EINVAL, EIO, ENODEV, ENOENT, ENOSYS, ENOTDIR, EPERM, Error, Result};
 use syscall::flag::{self as rflag, EventFlags, StdFsCallKind};
 use syscall::schemev2::{NewFdFlags, Opcode, Sqe};
 
@@ -24,6 +24,15 @@ use super::process::Context;
 use super::user_scheme::{Reply, SchemeSocket};
 
 const SCHEME_PREFIX: &str = "/scheme/";
+
+/// The schemes a process in the null namespace (after `setrens(0, 0)`) can still
+/// open by path: the kernel's null namespace holds only `memory`, `thisproc` and
+/// `pipe` (kernel `src/scheme/mod.rs` `SchemeList::new_null`), and the mock serves
+/// `memory` of those. Any other name is missing there, and `open` fails with
+/// ENODEV as for any name a namespace lacks (kernel `src/syscall/fs.rs` `open`:
+/// `get_name(scheme_ns, ..)` → ENODEV). Descriptors opened before, and `openat` on
+/// them, keep working: they name their scheme directly.
+const NULL_NAMESPACE_SCHEMES: &[&str] = &["memory"];
 
 /// The kernel's tail buffer a user-scheme path is copied into: one page.
 const TAIL_BUFFER: usize = 4096;
@@ -53,8 +62,8 @@ impl Context {
         let flags = flags::open_flags(host_flags) | usize::from(mode);
         let rest = path.strip_prefix(SCHEME_PREFIX).ok_or(Error::new(ENOENT))?;
         let (name, sub) = rest.split_once('/').unwrap_or((rest, ""));
-        if self.process.in_null_namespace() {
-            return Err(Error::new(EACCES));
+        if self.process.in_null_namespace() && !NULL_NAMESPACE_SCHEMES.contains(&name) {
+            return Err(Error::new(ENODEV));
         }
         let desc = if name == "namespace" {
             if sub != "scheme-creation-cap" {
@@ -527,8 +536,17 @@ impl Context {
         Ok(0)
     }
 
-    /// `setrens(rns, ens)`: `(0, 0)` is the null namespace daemons enter after startup.
+    /// `setrens(rns, ens)`: `(0, 0)` is the null namespace daemons enter after
+    /// startup (kernel `src/syscall/process.rs` `setrens`). Entering it is always
+    /// allowed; once in it, asking for any other namespace is EPERM ("do not allow
+    /// leaving capability mode"); `usize::MAX` (-1) leaves a namespace as it is.
+    /// The mock has one namespace, so a non-zero request outside the null
+    /// namespace keeps it.
     pub fn setrens(&self, rns: usize, ens: usize) -> Result<usize> {
+        let leaves = |ns: usize| ns != 0 && ns != usize::MAX;
+        if self.process.in_null_namespace() && (leaves(rns) || leaves(ens)) {
+            return Err(Error::new(EPERM));
+        }
         if rns == 0 && ens == 0 {
             self.process.enter_null_namespace();
         }
