@@ -41,7 +41,7 @@ fn start(
 fn late_open_by(k: &Arc<Kernel>, process: &Arc<Process>, path: &str) -> Option<i32> {
     let _as_daemon = redox_host::kernel::process::enter(k, process);
     call::open(path, O_RDONLY | O_CLOEXEC, 0)
-        .map(|fd| call::close(fd))
+        .map(call::close)
         .err()
         .map(|e| e.errno())
 }

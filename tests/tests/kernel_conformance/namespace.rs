@@ -89,7 +89,7 @@ fn setrens_is_per_process() {
     let k2 = k.clone();
     let other = std::thread::spawn(move || {
         let (_b, _gb) = k2.enter("client", Cred::ROOT);
-        call::open("/scheme/time/4", O_RDONLY | O_CLOEXEC, 0).map(|fd| call::close(fd))
+        call::open("/scheme/time/4", O_RDONLY | O_CLOEXEC, 0).map(call::close)
     });
     assert!(matches!(other.join().expect("join"), Ok(Ok(_))));
 }
