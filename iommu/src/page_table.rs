@@ -387,6 +387,9 @@ impl PageTable {
         size: u64,
     ) -> Result<()> {
         let end = Self::check_range(iova, size)?;
+        if size == PAGE_4K && self.unmap_4k_leaf(mem, iova) {
+            return Ok(());
+        }
         if !covers(self.levels, end - 1)
             || self.mapped_bytes(mem, self.root, self.levels, iova, end) != size
         {
@@ -396,6 +399,39 @@ impl PageTable {
         self.split_at(mem, end)?;
         self.clear(mem, self.root, self.levels, iova, end);
         Ok(())
+    }
+
+    /// The common case of [`unmap`](Self::unmap), one 4 KiB leaf, in one
+    /// walk instead of four (check, two splits, clear): clears the level-1
+    /// leaf at `iova` and returns true; returns false, changing nothing,
+    /// when `iova` is not mapped by a 4 KiB leaf (absent, a superpage, a
+    /// foreign entry), leaving that to the general path.
+    fn unmap_4k_leaf<M: PageTableMemory + ?Sized>(&mut self, mem: &mut M, iova: u64) -> bool {
+        if !covers(self.levels, iova) {
+            return false;
+        }
+        let format = self.format;
+        let mut table = self.root;
+        let mut level = self.levels;
+        while level > 1 {
+            match format.decode(mem.read_u64(table + index(level, iova) * 8), level) {
+                Entry::Table {
+                    table: next,
+                    next_level,
+                } if next_level == level - 1 => {
+                    table = next;
+                }
+                _ => return false,
+            }
+            level -= 1;
+        }
+        let slot = table + index(1, iova) * 8;
+        if !matches!(format.decode(mem.read_u64(slot), 1), Entry::Leaf { .. }) {
+            return false;
+        }
+        mem.write_u64(slot, 0);
+        self.add_count(table, -1);
+        true
     }
 
     /// Bytes of `[start, end)` mapped under `table` (a level-`level` table).

@@ -532,3 +532,50 @@ proptest! {
         prop_assert_eq!(pt.table_count(), 1);
     }
 }
+
+/// The one-walk 4 KiB unmap clears exactly its leaf, keeps the neighbours,
+/// and keeps the table counts right: once every leaf is gone the emptied
+/// tables are detached and freed, and not before.
+#[test]
+fn single_page_unmap_clears_its_leaf_and_counts() {
+    let (mut mem, mut pt) = setup();
+    let iova = 3 * PAGE_1G + 9 * PAGE_2M;
+    pt.map(&mut mem, iova, 0x5000, PAGE_4K, RW, PagePolicy::Only4K)
+        .unwrap();
+    pt.map(
+        &mut mem,
+        iova + PAGE_4K,
+        0x6000,
+        PAGE_4K,
+        RO,
+        PagePolicy::Only4K,
+    )
+    .unwrap();
+    let tables = mem.live_tables();
+    pt.unmap(&mut mem, iova, PAGE_4K).unwrap();
+    assert_eq!(pt.translate(&mem, iova), None);
+    assert_eq!(pt.translate(&mem, iova + PAGE_4K).unwrap().phys, 0x6000);
+    assert_eq!(pt.unmap(&mut mem, iova, PAGE_4K).unwrap_err().errno, ENOENT);
+    assert_eq!(
+        free_gathered(&mut pt, &mut mem),
+        0,
+        "a leaf is still mapped"
+    );
+    assert_eq!(mem.live_tables(), tables);
+    pt.unmap(&mut mem, iova + PAGE_4K, PAGE_4K).unwrap();
+    assert_eq!(
+        free_gathered(&mut pt, &mut mem),
+        2,
+        "level-1 and level-2 tables"
+    );
+    assert_eq!((pt.table_count(), mem.live_tables()), (1, 1));
+    // An unaligned or never-mapped page is refused the same way.
+    assert_eq!(
+        pt.unmap(&mut mem, iova + 1, PAGE_4K).unwrap_err().errno,
+        EINVAL
+    );
+    assert_eq!(
+        pt.unmap(&mut mem, 1 << 50, PAGE_4K).unwrap_err().errno,
+        ENOENT
+    );
+}

@@ -42,19 +42,23 @@ impl FreeRanges {
 
     /// Gives `[start, end)` back, merging with free neighbours. The caller
     /// guarantees the range is not free already.
-    pub(crate) fn release(&mut self, mut start: u64, mut end: u64) {
+    pub(crate) fn release(&mut self, start: u64, mut end: u64) {
         if start >= end {
             return;
         }
-        if let Some((&prev_start, &prev_end)) = self.by_addr.range(..start).next_back()
-            && prev_end == start
-        {
-            self.remove_raw(prev_start, prev_end);
-            start = prev_start;
-        }
-        if let Some(&next_end) = self.by_addr.get(&end) {
+        if let Some(next_end) = self.by_addr.get(&end).copied() {
             self.remove_raw(end, next_end);
             end = next_end;
+        }
+        // A free neighbour below grows in place (its address key stays).
+        if let Some((&prev_start, prev_end)) = self.by_addr.range_mut(..start).next_back()
+            && *prev_end == start
+        {
+            let old_len = *prev_end - prev_start;
+            *prev_end = end;
+            self.by_size.remove(&(old_len, prev_start));
+            self.by_size.insert((end - prev_start, prev_start));
+            return;
         }
         self.insert_raw(start, end);
     }
@@ -73,9 +77,15 @@ impl FreeRanges {
         if end > range_end {
             return false;
         }
-        self.remove_raw(range_start, range_end);
+        self.by_size.remove(&(range_end - range_start, range_start));
         if range_start < start {
-            self.insert_raw(range_start, start);
+            // The part below keeps its address key: shrink it in place.
+            if let Some(kept_end) = self.by_addr.get_mut(&range_start) {
+                *kept_end = start;
+            }
+            self.by_size.insert((start - range_start, range_start));
+        } else {
+            self.by_addr.remove(&range_start);
         }
         if end < range_end {
             self.insert_raw(end, range_end);

@@ -410,15 +410,16 @@ impl IovaAllocator {
         for region in regions {
             self.retire_slab(region);
         }
-        let pieces: Vec<_> = pieces(iova, end).collect();
-        if !pieces.iter().all(|&(w, a, b)| {
+        // `pieces` is walked twice rather than collected: no allocation on
+        // the fixed-IOVA map path.
+        if !pieces(iova, end).all(|(w, a, b)| {
             self.trees
                 .get((w - FIRST_WINDOW) as usize)
                 .is_some_and(|t| t.is_free(a, b))
         }) {
             return Err(Error::new(EEXIST));
         }
-        for (w, a, b) in pieces {
+        for (w, a, b) in pieces(iova, end) {
             if let Some(tree) = self.tree(w) {
                 tree.carve(a, b);
             }
