@@ -16,6 +16,14 @@
 //! one bitmask per class says which windows have such a slab, so picking a
 //! window that a DMA mask allows is one AND plus a bit scan. A radix over
 //! 2 MiB regions finds the slab of an IOVA on free.
+//!
+//! In front of the slabs sit the magazines (`magazine.rs`). Parking a freed
+//! slot in a magazine ([`SlabCache::cache`]) is validated as a free is and
+//! clears the slot's bit, so a second free of it is refused; but the slab
+//! keeps counting it (it is never dropped while a slot of it is cached) and
+//! is not told it has room. The slab scan stays safe because the allocator
+//! only scans a class's slabs in windows where no magazine holds an IOVA
+//! of that class (`Rack::pop` is exhaustive before it answers `None`).
 
 use super::{PAGE_SHIFT, window_pick};
 
@@ -377,6 +385,59 @@ impl SlabCache {
                 .map(|(base, window)| Ok(SlotFree::SlabEmptied { base, window }));
         }
         Some(Ok(SlotFree::Freed))
+    }
+
+    /// A free of the slot at `iova` (footprint of `class`) that parks it
+    /// in a magazine instead: validated exactly as [`free`](Self::free) is,
+    /// the slot's bit is cleared, but the slab's count and free lists stay
+    /// as they were. Returns the slab id; `None` when `iova` is not in a
+    /// slab region.
+    #[inline]
+    pub(crate) fn cache(&mut self, iova: u64, class: u8) -> Option<Result<u32, SlotError>> {
+        let id = self.lookup(iova)?;
+        let slab = self.slabs.get_mut(id as usize)?;
+        let offset = iova.wrapping_sub(slab.base());
+        let shift = slab.slot_shift();
+        if slab.class != class || offset & ((1 << shift) - 1) != 0 {
+            return Some(Err(SlotError::Mismatch));
+        }
+        let slot = offset >> shift;
+        let Some(word) = word_mut(slab, &mut self.pool, (slot >> 6) as usize) else {
+            return Some(Err(SlotError::Mismatch));
+        };
+        let mask = 1u64 << (slot & 63);
+        if *word & mask == 0 {
+            return Some(Err(SlotError::NotAllocated));
+        }
+        *word &= !mask;
+        Some(Ok(id))
+    }
+
+    /// Takes a cached slot (`iova` in slab `id`) back into use; false if
+    /// its bit is set (it was not cached there).
+    #[inline]
+    pub(crate) fn uncache(&mut self, id: u32, iova: u64) -> bool {
+        let Some(slab) = self.slabs.get_mut(id as usize) else {
+            return false;
+        };
+        let slot = iova.wrapping_sub(slab.base()) >> slab.slot_shift();
+        match word_mut(slab, &mut self.pool, (slot >> 6) as usize) {
+            Some(word) if *word & (1 << (slot & 63)) == 0 => {
+                *word |= 1 << (slot & 63);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives a cached slot (`iova` in slab `id`) back to its slab as free
+    /// (counted and listed as room again). `None` if it was not cached.
+    pub(crate) fn release(&mut self, id: u32, iova: u64) -> Option<SlotFree> {
+        if !self.uncache(id, iova) {
+            return None;
+        }
+        let class = self.slabs.get(id as usize)?.class;
+        self.free(iova, class)?.ok()
     }
 
     /// The in-use slots of the slab at `iova`'s region, as `(iova, size)`.

@@ -275,3 +275,68 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_cached_iova_is_found_under_another_masks_entries() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    // The high ones first: a slab with room is reused whatever its window.
+    let highs: Vec<u64> = (0..200).map(|_| a.alloc(PAGE, u64::MAX).unwrap()).collect();
+    assert!(highs.iter().all(|&h| h >= 1 << 32));
+    let low = a.alloc(PAGE, MASK32).unwrap();
+    assert!(low < 1 << 32);
+    a.free(low, PAGE).unwrap();
+    for &h in &highs {
+        a.free(h, PAGE).unwrap();
+    }
+    assert_eq!(a.magazine_cached(), 201);
+    // `low` now sits below 200 newer entries a 32-bit device cannot use;
+    // it must come back from the magazines, not from a slab scan that
+    // would see its slot as free while it is still cached.
+    assert_eq!(a.alloc(PAGE, MASK32).unwrap(), low);
+    assert_eq!(a.magazine_cached(), 200, "it came out of a magazine");
+    let mut seen = std::collections::BTreeSet::from([low]);
+    for _ in 0..400 {
+        let iova = a.alloc(PAGE, u64::MAX).unwrap();
+        assert!(seen.insert(iova), "{iova:#x} handed out twice");
+    }
+    assert_eq!(a.magazine_cached(), 0);
+}
+
+#[test]
+fn magazines_are_bounded_and_overflow_goes_back_to_the_slabs() {
+    let mut a = IovaAllocator::new(48).unwrap();
+    let total = a.free_bytes(u64::MAX);
+    let iovas: Vec<u64> = (0..20_000)
+        .map(|_| a.alloc(2 * PAGE, u64::MAX).unwrap())
+        .collect();
+    let slabs = a.slab_count();
+    for &x in &iovas {
+        a.free(x, 2 * PAGE).unwrap();
+    }
+    // Loaded and previous magazines plus a depot of 32, 127 entries each.
+    assert!(a.magazine_cached() <= 34 * 127, "{}", a.magazine_cached());
+    assert!(a.magazine_cached() >= 33 * 127, "{}", a.magazine_cached());
+    assert!(a.slab_count() < slabs, "evicted magazines emptied slabs");
+    assert_eq!(a.live_allocations(), 0);
+    assert_eq!(a.free_bytes(u64::MAX), total);
+    // Every cached IOVA is refused a second free.
+    for &x in &iovas {
+        assert_eq!(a.free(x, 2 * PAGE).unwrap_err().errno, ENOENT);
+    }
+    assert_eq!(a.free_bytes(u64::MAX), total);
+}
+
+#[test]
+fn a_fixed_claim_over_a_cached_slot_succeeds_and_the_slot_is_not_reused() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let x = a.alloc(PAGE, u64::MAX).unwrap();
+    let y = a.alloc(PAGE, u64::MAX).unwrap();
+    a.free(x, PAGE).unwrap();
+    assert_eq!(a.magazine_cached(), 1);
+    a.alloc_at(x, PAGE).unwrap();
+    assert_eq!(a.magazine_cached(), 0, "the claim drained the magazines");
+    for _ in 0..1000 {
+        let z = a.alloc(PAGE, u64::MAX).unwrap();
+        assert!(z != x && z != y, "{z:#x} overlaps a live allocation");
+    }
+}
