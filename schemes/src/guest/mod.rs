@@ -49,7 +49,7 @@ pub fn boot(ram_bytes: usize) -> std::io::Result<GuestMachine> {
     let devmem = devmem::DevMem::open()?;
     kernel.replace_kernel_scheme(
         "memory",
-        Arc::new(memory::GuestMemoryScheme::new(ram.clone(), devmem)),
+        Arc::new(memory::GuestMemoryScheme::guest(ram.clone(), devmem)),
     );
     kernel.replace_kernel_scheme("pci", Arc::new(pci::scan(Path::new(pci::SYSFS_PCI))?));
     // The simulated machine has no AMD-Vi unit, so its firmware publishes no IVRS of

@@ -124,9 +124,60 @@ impl MemoryPath {
     }
 }
 
-/// The `memory` scheme.
-pub struct MemoryScheme {
-    phys: Arc<PhysArena>,
+/// Where the scheme's frames come from: the simulated machine's arena, or
+/// (guest mode, [`crate::guest::memory`]) real guest RAM and `/dev/mem`. The
+/// grammar, root checks, mmap checks and `translation` answers are the
+/// kernel's and the same over either.
+pub trait PhysBacking: Send + Sync {
+    /// Allocates `len` bytes of zeroed frames, one power-of-two block aligned
+    /// to its size; returns their physical address and this process's address.
+    fn alloc(&self, len: usize) -> Result<(u64, *mut u8)>;
+    /// Returns an allocation made by [`alloc`](Self::alloc).
+    fn free(&self, phys: u64, len: usize);
+    /// Whether `[phys, phys + len)` overlaps RAM the allocator manages (a
+    /// physmap of it is refused, as the kernel refuses RAM).
+    fn touches_ram(&self, phys: u64, len: usize) -> bool;
+    /// This process's address of a physmap of `[phys, phys + len)`.
+    fn physmap(&self, phys: u64, len: usize) -> Result<usize>;
+}
+
+impl PhysBacking for Arc<PhysArena> {
+    fn alloc(&self, len: usize) -> Result<(u64, *mut u8)> {
+        // The arena's buddy allocator takes a power-of-two block for either
+        // kind; for plain `zeroed` the frames are simply not named to the
+        // process (see `map_anonymous`).
+        let phys = PhysArena::alloc(self, len, false)?;
+        match self.host_ptr(phys, len) {
+            Some(host) => Ok((phys, host)),
+            None => {
+                PhysArena::free(self, phys, len);
+                Err(Error::new(ENOMEM))
+            }
+        }
+    }
+
+    fn free(&self, phys: u64, len: usize) {
+        PhysArena::free(self, phys, len);
+    }
+
+    fn touches_ram(&self, phys: u64, len: usize) -> bool {
+        PhysArena::touches_ram(self, phys, len)
+    }
+
+    /// The kernel maps any other address; the mock can only back its device
+    /// window and reserved range, so a physmap elsewhere has nothing behind it
+    /// (`ENOMEM`).
+    fn physmap(&self, phys: u64, len: usize) -> Result<usize> {
+        self.host_ptr(phys, len)
+            .map(|p| p as usize)
+            .ok_or(Error::new(ENOMEM))
+    }
+}
+
+/// The `memory` scheme over a [`PhysBacking`] (the simulated arena unless
+/// named otherwise).
+pub struct MemoryScheme<B: PhysBacking = Arc<PhysArena>> {
+    phys: B,
     handles: Mutex<HashMap<usize, MemoryPath>>,
     next: AtomicUsize,
 }
@@ -134,6 +185,13 @@ pub struct MemoryScheme {
 impl MemoryScheme {
     /// The scheme over the machine's RAM.
     pub fn new(phys: Arc<PhysArena>) -> Self {
+        Self::with_backing(phys)
+    }
+}
+
+impl<B: PhysBacking> MemoryScheme<B> {
+    /// The scheme over `phys`.
+    pub fn with_backing(phys: B) -> Self {
         Self {
             phys,
             handles: Mutex::new(HashMap::new()),
@@ -166,13 +224,7 @@ impl MemoryScheme {
                 (req.len / PAGE).next_power_of_two()
             );
         }
-        // The arena's buddy allocator takes a power-of-two block for either kind; for
-        // plain `zeroed` the frames are simply not named to the process (see below).
-        let phys = self.phys.alloc(req.len, false)?;
-        let host = self
-            .phys
-            .host_ptr(phys, req.len)
-            .ok_or(Error::new(ENOMEM))?;
+        let (phys, host) = self.phys.alloc(req.len)?;
         Ok(MmapGrant {
             host_addr: host as usize,
             phys,
@@ -199,14 +251,9 @@ impl MemoryScheme {
         if self.phys.touches_ram(req.offset, req.len) {
             return Err(Error::new(EPERM));
         }
-        // The kernel maps any other address; the mock can only back its device
-        // window and reserved range, so a physmap elsewhere has nothing behind it.
-        let host = self
-            .phys
-            .host_ptr(req.offset, req.len)
-            .ok_or(Error::new(ENOMEM))?;
+        let host = self.phys.physmap(req.offset, req.len)?;
         Ok(MmapGrant {
-            host_addr: host as usize,
+            host_addr: host,
             phys: req.offset,
             len: req.len,
             owned: false,
@@ -215,7 +262,7 @@ impl MemoryScheme {
     }
 }
 
-impl KernelScheme for MemoryScheme {
+impl<B: PhysBacking> KernelScheme for MemoryScheme<B> {
     /// kernel `src/scheme/memory.rs` `kopenat`: the path is parsed first (`ENOENT`),
     /// then a non-root caller gets `EACCES` for anything but plain `zeroed`.
     fn open(&self, path: &str, _flags: usize, caller: &Caller) -> Result<usize> {
