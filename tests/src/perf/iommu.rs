@@ -547,19 +547,26 @@ pub(crate) fn invalidation_round(iommu: &mut iommu::service::Iommu, domain: u16,
 /// Strict vs lazy map+unmap on a unit that executes commands as `execution`
 /// says; (strict ns, lazy ns) per pair.
 fn invalidation_pair(execution: redox_host::hw::amdvi::CommandExecution) -> (f64, f64) {
-    use iommu::Invalidation;
     use redox_host::hw::amdvi::SimAmdVi;
     use redox_host::{Cred, Kernel};
 
     let k = Kernel::boot();
     let unit = SimAmdVi::with_execution(&k, execution);
     let (_p, _g) = k.enter("iommud", Cred::ROOT);
-    let mut iommu = iommu::daemon::build(iommu::Config::default(), vec![unit.mmio()])
+    let iommu = iommu::daemon::build(iommu::Config::default(), vec![unit.mmio()])
         .unwrap_or_else(|e| panic!("iommud state: {e}"));
     let phys = k
         .phys()
         .alloc(PAGE_4K as usize, false)
         .unwrap_or_else(|e| panic!("ram: {e}"));
+    strict_and_lazy(iommu, phys)
+}
+
+/// Strict and lazy ns per MAP + UNMAP pair on `iommu` (whatever its unit):
+/// domain 1 strict and domain 2 lazy, each holding a device, rounds
+/// interleaved, 1 warm-up + best of 5.
+pub(crate) fn strict_and_lazy(mut iommu: iommu::service::Iommu, phys: u64) -> (f64, f64) {
+    use iommu::Invalidation;
     for (id, mode) in [(1u16, Invalidation::Strict), (2, Invalidation::Lazy)] {
         let made = iommu
             .create_domain(Some(id), ROOT)

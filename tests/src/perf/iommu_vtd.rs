@@ -16,12 +16,11 @@
 
 use std::hint::black_box;
 
-use iommu::access::Client;
 use iommu::page_table::PAGE_4K;
 use iommu::vtd::format::format_for;
 use iommu::{Domain, DomainConfig, MapFlags, TableArena};
 
-use super::iommu::{Bench, ROOT, interleaved, invalidation_round, map_unmap_round};
+use super::iommu::{Bench, interleaved, map_unmap_round, strict_and_lazy};
 use super::report;
 
 fn filled(
@@ -59,47 +58,22 @@ fn tables_suite() {
 }
 
 fn invalidation_suite() {
-    use iommu::Invalidation;
     use redox_host::hw::vtd::SimVtd;
     use redox_host::{Cred, Kernel};
 
     let k = Kernel::boot();
     let unit = SimVtd::new(&k);
     let (_p, _g) = k.enter("iommud", Cred::ROOT);
-    let mut iommu = iommu::vtd::discovery::build_vtd(iommu::Config::default(), vec![unit.mmio()])
+    let iommu = iommu::vtd::discovery::build_vtd(iommu::Config::default(), vec![unit.mmio()])
         .unwrap_or_else(|e| panic!("iommud state: {e}"));
     let phys = k
         .phys()
         .alloc(PAGE_4K as usize, false)
         .unwrap_or_else(|e| panic!("ram: {e}"));
-    let root: Client = ROOT;
-    for (id, mode) in [(1u16, Invalidation::Strict), (2, Invalidation::Lazy)] {
-        let made = iommu
-            .create_domain(Some(id), root)
-            .and_then(|_| iommu.set_invalidation(id, root, mode))
-            .and_then(|_| iommu.assign(iommu::Bdf::from_requester_id(id), id, None, root));
-        if let Err(e) = made {
-            panic!("domain {id}: {e}");
-        }
-    }
-    let iommu = std::cell::RefCell::new(iommu);
-    let mut benches: Vec<Bench<'_>> = vec![
-        (
-            "strict",
-            Box::new(|| invalidation_round(&mut iommu.borrow_mut(), 1, phys)),
-        ),
-        (
-            "lazy",
-            Box::new(|| invalidation_round(&mut iommu.borrow_mut(), 2, phys)),
-        ),
-    ];
-    interleaved(&mut benches, 1);
-    let best = interleaved(&mut benches, 5);
-    if let [strict, lazy] = best[..] {
-        report("map_unmap_strict_ns_vtd", strict);
-        report("map_unmap_lazy_ns_vtd", lazy);
-        report("lazy_over_strict_throughput_vtd", strict / lazy);
-    }
+    let (strict, lazy) = strict_and_lazy(iommu, phys);
+    report("map_unmap_strict_ns_vtd", strict);
+    report("map_unmap_lazy_ns_vtd", lazy);
+    report("lazy_over_strict_throughput_vtd", strict / lazy);
     black_box(&unit);
 }
 
