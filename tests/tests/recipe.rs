@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use redox_host::init::rootfs::{Install, Source, recipe_installs};
 use toml::Value;
 
 fn repo() -> PathBuf {
@@ -71,54 +72,20 @@ fn args_of(script: &str, flag: &str) -> Vec<String> {
 }
 
 /// What lands where: installed path (under the stage) → what is copied there
-/// (`bin:<name>` for a built binary, else a repository path). Expands the
-/// script's one `for bin in …` loop.
+/// (`bin:<name>` for a built binary, else a repository path), parsed by the
+/// same reader the simulated init stages its root filesystem with.
 fn installs() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut loop_words: Vec<String> = Vec::new();
-    for line in script().lines().map(str::trim) {
-        if let Some(words) = line.strip_prefix("for bin in ") {
-            loop_words = words.split_whitespace().map(str::to_string).collect();
-            continue;
-        }
-        if line == "done" {
-            loop_words.clear();
-            continue;
-        }
-        let Some(rest) = line.strip_prefix("cp -v ") else {
-            continue;
+    let installs = recipe_installs(&read("recipe.toml")).unwrap_or_else(|e| panic!("{e}"));
+    for Install { path, source } in installs {
+        let what = match source {
+            Source::Program(bin) => format!("bin:{bin}"),
+            Source::Repository(rel) => rel,
         };
-        let parts: Vec<&str> = rest
-            .split_whitespace()
-            .map(|w| w.trim_matches('"'))
-            .collect();
-        let [src, dst] = parts[..] else {
-            panic!("cp with two operands: {line}");
-        };
-        let names = if loop_words.is_empty() {
-            vec![String::new()]
-        } else {
-            loop_words.clone()
-        };
-        for name in names {
-            let src = src.replace("${bin}", &name);
-            let dst = dst.replace("${bin}", &name);
-            let dst = dst
-                .strip_prefix("${COOKBOOK_STAGE}")
-                .unwrap_or_else(|| panic!("{dst} is not in the stage"))
-                .to_string();
-            let what = if let Some(bin) = src.strip_prefix("target/${TARGET}/release/") {
-                format!("bin:{bin}")
-            } else {
-                src.strip_prefix("${COOKBOOK_SOURCE}/")
-                    .unwrap_or_else(|| panic!("{src} is not from the source"))
-                    .to_string()
-            };
-            assert!(
-                out.insert(dst.clone(), what).is_none(),
-                "{dst} installed twice"
-            );
-        }
+        assert!(
+            out.insert(path.clone(), what).is_none(),
+            "{path} installed twice"
+        );
     }
     out
 }

@@ -303,7 +303,10 @@ mod tests {
         let mut r = Rack::new();
         let limit = (2 + DEPOT_MAGAZINES) * MAGAZINE_SIZE;
         for n in 0..limit as u64 {
-            assert!(r.push(4, entry(n)).is_none(), "entry {n} is within the limit");
+            assert!(
+                r.push(4, entry(n)).is_none(),
+                "entry {n} is within the limit"
+            );
         }
         assert_eq!(r.cached(), limit);
         let evicted = r.push(4, entry(limit as u64)).expect("over the limit");

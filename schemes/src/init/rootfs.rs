@@ -15,6 +15,85 @@ pub enum Entry {
     Program(String),
 }
 
+/// Where an installed file comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A built binary (`target/${TARGET}/release/<name>`).
+    Program(String),
+    /// A file of the repository (`${COOKBOOK_SOURCE}/<path>`).
+    Repository(String),
+}
+
+/// One `cp` of the recipe's build script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Install {
+    /// Installed path (under the stage, starting with `/`).
+    pub path: String,
+    /// What is copied there.
+    pub source: Source,
+}
+
+/// The installs of a `recipe.toml` (its text): the build script's
+/// `cp -v "<src>" "${COOKBOOK_STAGE}<dst>"` lines, in order, with
+/// `for bin in …; do …; done` expanded. A `cp` with other than two operands,
+/// a destination outside the stage or a source that is neither a built
+/// binary nor a repository file is an error.
+pub fn recipe_installs(recipe: &str) -> Result<Vec<Install>, String> {
+    let recipe: toml::Table = recipe.parse().map_err(|e| format!("recipe.toml: {e}"))?;
+    let script = recipe
+        .get("build")
+        .and_then(|b| b.get("script"))
+        .and_then(toml::Value::as_str)
+        .ok_or("recipe.toml: no [build] script")?;
+    let mut out = Vec::new();
+    let mut loop_words: Vec<String> = Vec::new();
+    for line in script.lines().map(str::trim) {
+        if let Some(words) = line.strip_prefix("for bin in ") {
+            loop_words = words.split_whitespace().map(str::to_string).collect();
+            continue;
+        }
+        if line == "done" {
+            loop_words.clear();
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("cp -v ") else {
+            continue;
+        };
+        let operands: Vec<&str> = rest
+            .split_whitespace()
+            .map(|w| w.trim_matches('"'))
+            .collect();
+        let [src, dst] = operands[..] else {
+            return Err(format!(
+                "recipe.toml: cp with other than two operands: {line}"
+            ));
+        };
+        let names = if loop_words.is_empty() {
+            vec![String::new()]
+        } else {
+            loop_words.clone()
+        };
+        for name in names {
+            let src = src.replace("${bin}", &name);
+            let dst = dst.replace("${bin}", &name);
+            let path = dst
+                .strip_prefix("${COOKBOOK_STAGE}")
+                .ok_or(format!("recipe.toml: {dst} is outside the stage"))?
+                .to_string();
+            let source = match src.strip_prefix("target/${TARGET}/release/") {
+                Some(bin) => Source::Program(bin.to_string()),
+                None => Source::Repository(
+                    src.strip_prefix("${COOKBOOK_SOURCE}/")
+                        .ok_or(format!("recipe.toml: {src} is not from the source"))?
+                        .to_string(),
+                ),
+            };
+            out.push(Install { path, source });
+        }
+    }
+    Ok(out)
+}
+
 /// Installed paths → what is there.
 #[derive(Clone, Debug, Default)]
 pub struct Rootfs {
@@ -22,65 +101,20 @@ pub struct Rootfs {
 }
 
 impl Rootfs {
-    /// What `recipe.toml` in `repo` installs: its `cp -v "<src>" "${COOKBOOK_STAGE}<dst>"`
-    /// lines, with `for bin in …; do …; done` expanded.
+    /// What `recipe.toml` in `repo` installs (see [`recipe_installs`]).
     pub fn from_recipe(repo: &Path) -> Result<Rootfs, String> {
         let path = repo.join("recipe.toml");
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let recipe: toml::Table = text.parse().map_err(|e| format!("recipe.toml: {e}"))?;
-        let script = recipe
-            .get("build")
-            .and_then(|b| b.get("script"))
-            .and_then(toml::Value::as_str)
-            .ok_or("recipe.toml: no [build] script")?;
         let mut fs = Rootfs::default();
-        let mut loop_words: Vec<String> = Vec::new();
-        for line in script.lines().map(str::trim) {
-            if let Some(words) = line.strip_prefix("for bin in ") {
-                loop_words = words.split_whitespace().map(str::to_string).collect();
-                continue;
-            }
-            if line == "done" {
-                loop_words.clear();
-                continue;
-            }
-            let Some(rest) = line.strip_prefix("cp -v ") else {
-                continue;
+        for install in recipe_installs(&text)? {
+            let entry = match install.source {
+                Source::Program(name) => Entry::Program(name),
+                Source::Repository(rel) => {
+                    Entry::File(std::fs::read(repo.join(&rel)).map_err(|e| format!("{rel}: {e}"))?)
+                }
             };
-            let operands: Vec<&str> = rest
-                .split_whitespace()
-                .map(|w| w.trim_matches('"'))
-                .collect();
-            let [src, dst] = operands[..] else {
-                return Err(format!(
-                    "recipe.toml: cp with other than two operands: {line}"
-                ));
-            };
-            let names = if loop_words.is_empty() {
-                vec![String::new()]
-            } else {
-                loop_words.clone()
-            };
-            for name in names {
-                let src = src.replace("${bin}", &name);
-                let dst = dst.replace("${bin}", &name);
-                let dst = dst
-                    .strip_prefix("${COOKBOOK_STAGE}")
-                    .ok_or(format!("recipe.toml: {dst} is outside the stage"))?;
-                let entry = match src.strip_prefix("target/${TARGET}/release/") {
-                    Some(bin) => Entry::Program(bin.to_string()),
-                    None => {
-                        let rel = src
-                            .strip_prefix("${COOKBOOK_SOURCE}/")
-                            .ok_or(format!("recipe.toml: {src} is not from the source"))?;
-                        let bytes =
-                            std::fs::read(repo.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
-                        Entry::File(bytes)
-                    }
-                };
-                fs.entries.insert(dst.to_string(), entry);
-            }
+            fs.entries.insert(install.path, entry);
         }
         Ok(fs)
     }
