@@ -304,11 +304,14 @@ fn a_cached_iova_is_found_under_another_masks_entries() {
 
 #[test]
 fn magazines_are_bounded_and_overflow_goes_back_to_the_slabs() {
-    let mut a = IovaAllocator::new(48).unwrap();
+    // A 33-bit device: its preferred window is [4 GiB, 8 GiB).
+    let mask33 = (1 << 33) - 1;
+    let mut a = IovaAllocator::new(39).unwrap();
     let total = a.free_bytes(u64::MAX);
     let iovas: Vec<u64> = (0..20_000)
-        .map(|_| a.alloc(2 * PAGE, u64::MAX).unwrap())
+        .map(|_| a.alloc(2 * PAGE, mask33).unwrap())
         .collect();
+    assert!(iovas.iter().all(|&x| (1 << 32..1 << 33).contains(&x)));
     let slabs = a.slab_count();
     for &x in &iovas {
         a.free(x, 2 * PAGE).unwrap();
@@ -324,6 +327,20 @@ fn magazines_are_bounded_and_overflow_goes_back_to_the_slabs() {
         assert_eq!(a.free(x, 2 * PAGE).unwrap_err().errno, ENOENT);
     }
     assert_eq!(a.free_bytes(u64::MAX), total);
+    // The whole window again: the slabs emptied by eviction went back to the
+    // tree, and the magazines still holding IOVAs are drained for it.
+    assert_eq!(a.alloc(1 << 32, mask33).unwrap(), 1 << 32);
+    assert_eq!(a.magazine_cached(), 0);
+}
+
+#[test]
+fn a_fixed_claim_away_from_the_slabs_leaves_the_magazines_alone() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let x = a.alloc(PAGE, u64::MAX).unwrap();
+    a.free(x, PAGE).unwrap();
+    a.alloc_at(1 << 36, PAGE).unwrap();
+    assert_eq!(a.magazine_cached(), 1);
+    assert_eq!(a.alloc(PAGE, u64::MAX).unwrap(), x);
 }
 
 #[test]
