@@ -92,8 +92,10 @@ impl Magazine {
             iova: *self.iova.get(at)?,
             slab: *self.slab.get(at)?,
         };
-        self.iova.swap(at, top);
-        self.slab.swap(at, top);
+        if at != top {
+            self.iova.swap(at, top);
+            self.slab.swap(at, top);
+        }
         self.len = top;
         Some(entry)
     }
