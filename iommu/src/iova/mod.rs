@@ -45,7 +45,9 @@ use syscall::error::{EEXIST, EINVAL, ENOENT, ENOSPC, Error, Result};
 
 use free_ranges::FreeRanges;
 use magazine::{Magazine, Rack};
-use slab::{CLASSES, SLAB_LIMIT, SLAB_MAX_ALLOC, SLAB_SIZE, SlabCache, SlotError, SlotFree};
+use slab::{
+    CLASSES, SLAB_LIMIT, SLAB_MAX_ALLOC, SLAB_SHIFT, SLAB_SIZE, SlabCache, SlotError, Uncached,
+};
 pub use window::WindowUsage;
 use window::{
     FIRST_WINDOW, allowed_windows, pieces, preference, window_end, window_of, window_pick,
@@ -239,11 +241,14 @@ impl IovaAllocator {
         let allowed = self.allowed_cached(dma_mask)?;
         if size.wrapping_sub(1) < SLAB_MAX_ALLOC && size.is_multiple_of(PAGE) {
             let class = size_class(size);
-            if let Some(c) = self.rack.pop(class, allowed)
-                && self.slabs.uncache(c.slab, c.iova)
-            {
-                self.account_small(c.iova, PAGE << class, true);
-                return Ok(c.iova);
+            while let Some(c) = self.rack.pop(class, allowed) {
+                match self.slabs.uncache(c.slab, c.iova) {
+                    Uncached::Taken => {
+                        self.account_small(c.iova, PAGE << class, true);
+                        return Ok(c.iova);
+                    }
+                    Uncached::Stale(emptied) => self.give_back_slab(emptied),
+                }
             }
             if let Some(iova) = self.slabs.alloc(class, allowed) {
                 self.account_small(iova, PAGE << class, true);
@@ -337,7 +342,9 @@ impl IovaAllocator {
                     }
                     return Ok(());
                 }
-                Some(Err(SlotError::Mismatch)) => return Err(Error::new(EINVAL)),
+                Some(Err(SlotError::Mismatch | SlotError::InUse)) => {
+                    return Err(Error::new(EINVAL));
+                }
                 Some(Err(SlotError::NotAllocated)) => return Err(Error::new(ENOENT)),
                 None => {}
             }
@@ -356,7 +363,13 @@ impl IovaAllocator {
     }
 
     fn release_cached(&mut self, c: magazine::Cached) {
-        if let Some(SlotFree::SlabEmptied { base, window }) = self.slabs.release(c.slab, c.iova)
+        let emptied = self.slabs.release(c.slab, c.iova);
+        self.give_back_slab(emptied);
+    }
+
+    /// Returns a dropped slab's region (`base`, `window`) to the slow path.
+    fn give_back_slab(&mut self, emptied: Option<(u64, u8)>) {
+        if let Some((base, window)) = emptied
             && let Some(tree) = self.tree(u32::from(window))
         {
             tree.release(base, base + SLAB_SIZE);
@@ -395,6 +408,9 @@ impl IovaAllocator {
     /// `EINVAL` if unaligned, empty, outside the space or over a reserved
     /// region; `EEXIST` if any of it is allocated. The range may span windows.
     pub fn alloc_at(&mut self, iova: u64, size: u64) -> Result<()> {
+        if let Some(done) = self.alloc_at_small(iova, size) {
+            return done;
+        }
         let end = self.claim(iova, size)?;
         self.direct.insert(
             iova,
@@ -406,6 +422,53 @@ impl IovaAllocator {
         self.adjust_free(iova, end, true);
         self.live += 1;
         Ok(())
+    }
+
+    /// A fixed range that is exactly one slab slot (a power of two up to
+    /// 128 KiB, aligned to its size) is claimed in the slab of its 2 MiB
+    /// region, which is made for it when the whole region is free: a few
+    /// bit operations instead of carving the free-range trees. `None` when
+    /// the range does not qualify (the slow path decides).
+    fn alloc_at_small(&mut self, iova: u64, size: u64) -> Option<Result<()>> {
+        if !size.is_power_of_two() || !(PAGE..=SLAB_MAX_ALLOC).contains(&size) {
+            return None;
+        }
+        let end = iova.checked_add(size)?;
+        if !iova.is_multiple_of(size) || iova < PAGE || end > 1 << self.address_bits {
+            return None;
+        }
+        if self.reserved.iter().any(|&(a, b)| a < end && iova < b) {
+            return Some(Err(Error::new(EINVAL)));
+        }
+        let class = size_class(size);
+        let claimed = match self.slabs.claim(iova, class) {
+            Some(claimed) => claimed,
+            None => {
+                let base = iova & !(SLAB_SIZE - 1);
+                if base == 0 {
+                    return None;
+                }
+                let window = window_of(base);
+                // The region must lie in one window and below the slab limit,
+                // and be wholly free.
+                if window < SLAB_SHIFT || base + SLAB_SIZE > SLAB_LIMIT {
+                    return None;
+                }
+                if !self.tree(window)?.carve(base, base + SLAB_SIZE) {
+                    return None;
+                }
+                self.slabs.add(base, class, window as u8);
+                self.slabs.claim(iova, class)?
+            }
+        };
+        match claimed {
+            Ok(()) => {
+                self.account_small(iova, size, true);
+                Some(Ok(()))
+            }
+            Err(SlotError::InUse) => Some(Err(Error::new(EEXIST))),
+            Err(SlotError::Mismatch | SlotError::NotAllocated) => None,
+        }
     }
 
     /// Takes `[start, end)` out of the space for good (firmware regions,

@@ -19,11 +19,14 @@
 //!
 //! In front of the slabs sit the magazines (`magazine.rs`). Parking a freed
 //! slot in a magazine ([`SlabCache::cache`]) is validated as a free is and
-//! clears the slot's bit, so a second free of it is refused; but the slab
-//! keeps counting it (it is never dropped while a slot of it is cached) and
-//! is not told it has room. The slab scan stays safe because the allocator
-//! only scans a class's slabs in windows where no magazine holds an IOVA
-//! of that class (`Rack::pop` is exhaustive before it answers `None`).
+//! clears the slot's bit, so a second free of it is refused; the slab counts
+//! the magazine entries that name it (it is never dropped while one is
+//! left) and is not told it has room. The slab scan stays safe because the
+//! allocator only scans a class's slabs in windows where no magazine holds
+//! an IOVA of that class (`Rack::pop` is exhaustive before it answers
+//! `None`). A fixed claim ([`SlabCache::claim`]) may take a slot that waits
+//! in a magazine: it sets the bit, and the entry, now stale, is forgotten
+//! when it comes out ([`Uncached::Stale`]).
 
 use super::{PAGE_SHIFT, window_pick};
 
@@ -54,18 +57,24 @@ struct Slab {
     class: u8,
     window: u8,
     flags: u8,
+    /// Slots in use (bit set).
     live: u16,
-    /// Bitmap words (1 = `inline`, else `pool[ext..ext + words]`).
-    words: u16,
+    /// Magazine entries naming this slab, stale ones included: the slab
+    /// is not dropped while any is left.
+    cached: u16,
     prev: u32,
     next: u32,
     /// `base >> SLAB_SHIFT`.
     region: u32,
     ext: u32,
-    /// The bitmap when it is a single word. Bit set = slot in use (or
-    /// beyond the slab's slot count).
+    /// The bitmap when it is a single word (classes from [`INLINE_CLASS`];
+    /// below it the bitmap is `pool[ext..ext + words(class)]`). Bit set =
+    /// slot in use (or beyond the slab's slot count).
     inline: u64,
 }
+/// First class whose bitmap is one word (64 slots or fewer).
+const INLINE_CLASS: u8 = 3;
+const _: () = assert!(words(INLINE_CLASS) == 1 && words(INLINE_CLASS - 1) == 2);
 const _: () = assert!(size_of::<Slab>() == 32);
 
 /// What a slot free found.
@@ -78,11 +87,24 @@ pub(crate) enum SlotFree {
     SlabEmptied { base: u64, window: u8 },
 }
 
+/// What taking a magazine entry back found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Uncached {
+    /// The slot is in use again.
+    Taken,
+    /// A fixed claim had taken the slot: the entry is forgotten, and if
+    /// that emptied the slab, here is its region (`base`, `window`) for the
+    /// slow path.
+    Stale(Option<(u64, u8)>),
+}
+
 /// Why a slot free was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SlotError {
     /// Not the start of a slot, or a size of another class.
     Mismatch,
+    /// A fixed claim found the slot in use.
+    InUse,
     /// The slot is not in use.
     NotAllocated,
 }
@@ -133,7 +155,7 @@ impl Slab {
 /// The bitmap word `w` of `slab`, inline or in the pool.
 #[inline]
 fn word_mut<'a>(slab: &'a mut Slab, pool: &'a mut [u64], w: usize) -> Option<&'a mut u64> {
-    if slab.words == 1 {
+    if slab.class >= INLINE_CLASS {
         (w == 0).then_some(&mut slab.inline)
     } else {
         pool.get_mut(slab.ext as usize + w)
@@ -141,7 +163,7 @@ fn word_mut<'a>(slab: &'a mut Slab, pool: &'a mut [u64], w: usize) -> Option<&'a
 }
 
 fn word(slab: &Slab, pool: &[u64], w: usize) -> u64 {
-    if slab.words == 1 {
+    if slab.class >= INLINE_CLASS {
         if w == 0 { slab.inline } else { u64::MAX }
     } else {
         pool.get(slab.ext as usize + w).copied().unwrap_or(u64::MAX)
@@ -302,7 +324,7 @@ impl SlabCache {
             window,
             flags: ALIVE,
             live: 0,
-            words: n as u16,
+            cached: 0,
             prev: NONE,
             next: NONE,
             region: (base >> SLAB_SHIFT) as u32,
@@ -333,10 +355,10 @@ impl SlabCache {
         if let Some(s) = self.slabs.get_mut(id as usize) {
             s.flags &= !ALIVE;
         }
-        if slab.words > 1
+        if slab.class < INLINE_CLASS
             && let Some(spare) = self
                 .pool_spare
-                .get_mut(slab.words.trailing_zeros() as usize)
+                .get_mut(words(slab.class).trailing_zeros() as usize)
         {
             spare.push(slab.ext);
         }
@@ -369,29 +391,37 @@ impl SlabCache {
         *word &= !mask;
         slab.free_words |= 1 << w;
         slab.live -= 1;
-        let (live, next) = (slab.live, slab.next);
-        let (class, window) = (usize::from(slab.class), usize::from(slab.window));
         if was_full {
             self.link(id);
         }
-        // An empty slab goes back to the slow path unless it is the only one
-        // with room in its list (then it is kept, so that alternating
-        // alloc/free at a boundary does not carve and release every time).
-        if live == 0
-            && (self.heads.get(class).and_then(|h| h.get(window)) != Some(&id) || next != NONE)
-        {
-            return self
-                .drop_slab(id)
-                .map(|(base, window)| Ok(SlotFree::SlabEmptied { base, window }));
+        Some(Ok(match self.drop_if_empty(id) {
+            Some((base, window)) => SlotFree::SlabEmptied { base, window },
+            None => SlotFree::Freed,
+        }))
+    }
+
+    /// Drops slab `id` if nothing is in use and no magazine names it,
+    /// unless it is the only one with room in its list (then it is kept, so
+    /// that alternating alloc/free at a boundary does not carve and release
+    /// every time). Returns the dropped region for the slow path.
+    fn drop_if_empty(&mut self, id: u32) -> Option<(u64, u8)> {
+        let slab = self.slabs.get(id as usize)?;
+        let (class, window) = (usize::from(slab.class), usize::from(slab.window));
+        let only_one_listed = slab.flags & LISTED != 0
+            && slab.next == NONE
+            && self.heads.get(class).and_then(|h| h.get(window)) == Some(&id);
+        if slab.live != 0 || slab.cached != 0 || only_one_listed {
+            return None;
         }
-        Some(Ok(SlotFree::Freed))
+        self.drop_slab(id)
     }
 
     /// A free of the slot at `iova` (footprint of `class`) that parks it
     /// in a magazine instead: validated exactly as [`free`](Self::free) is,
-    /// the slot's bit is cleared, but the slab's count and free lists stay
-    /// as they were. Returns the slab id; `None` when `iova` is not in a
-    /// slab region.
+    /// the slot's bit is cleared and the slab counts one more magazine
+    /// entry, but its free lists stay as they were (the slot is not room
+    /// for the slab scan). Returns the slab id; `None` when `iova` is not in
+    /// a slab region.
     #[inline]
     pub(crate) fn cache(&mut self, iova: u64, class: u8) -> Option<Result<u32, SlotError>> {
         let id = self.lookup(iova)?;
@@ -410,34 +440,82 @@ impl SlabCache {
             return Some(Err(SlotError::NotAllocated));
         }
         *word &= !mask;
+        slab.live -= 1;
+        slab.cached += 1;
         Some(Ok(id))
     }
 
-    /// Takes a cached slot (`iova` in slab `id`) back into use; false if
-    /// its bit is set (it was not cached there).
+    /// Takes the magazine entry (`iova` in slab `id`) back: the slot goes
+    /// into use again, or, if a fixed claim took it meanwhile, the entry is
+    /// stale and only forgotten.
     #[inline]
-    pub(crate) fn uncache(&mut self, id: u32, iova: u64) -> bool {
+    pub(crate) fn uncache(&mut self, id: u32, iova: u64) -> Uncached {
         let Some(slab) = self.slabs.get_mut(id as usize) else {
-            return false;
+            return Uncached::Stale(None);
         };
+        slab.cached = slab.cached.saturating_sub(1);
         let slot = iova.wrapping_sub(slab.base()) >> slab.slot_shift();
-        match word_mut(slab, &mut self.pool, (slot >> 6) as usize) {
+        let taken = match word_mut(slab, &mut self.pool, (slot >> 6) as usize) {
             Some(word) if *word & (1 << (slot & 63)) == 0 => {
                 *word |= 1 << (slot & 63);
                 true
             }
             _ => false,
+        };
+        if taken {
+            slab.live += 1;
+            Uncached::Taken
+        } else {
+            Uncached::Stale(self.drop_if_empty(id))
         }
     }
 
-    /// Gives a cached slot (`iova` in slab `id`) back to its slab as free
-    /// (counted and listed as room again). `None` if it was not cached.
-    pub(crate) fn release(&mut self, id: u32, iova: u64) -> Option<SlotFree> {
-        if !self.uncache(id, iova) {
-            return None;
+    /// Gives the magazine entry (`iova` in slab `id`) back to its slab as
+    /// free room. Returns the slab's region if that emptied it.
+    pub(crate) fn release(&mut self, id: u32, iova: u64) -> Option<(u64, u8)> {
+        match self.uncache(id, iova) {
+            Uncached::Taken => {
+                let class = self.slabs.get(id as usize)?.class;
+                match self.free(iova, class)? {
+                    Ok(SlotFree::SlabEmptied { base, window }) => Some((base, window)),
+                    _ => None,
+                }
+            }
+            Uncached::Stale(emptied) => emptied,
         }
-        let class = self.slabs.get(id as usize)?.class;
-        self.free(iova, class)?.ok()
+    }
+
+    /// A fixed claim of exactly the slot at `iova` of `class`: `None` when
+    /// no slab holds the region, `Mismatch` when the slab is of another
+    /// class or `iova` is not a slot start, `InUse` when it is allocated.
+    /// A slot waiting in a magazine is taken (its entry goes stale).
+    pub(crate) fn claim(&mut self, iova: u64, class: u8) -> Option<Result<(), SlotError>> {
+        let id = self.lookup(iova)?;
+        let slab = self.slabs.get_mut(id as usize)?;
+        let offset = iova.wrapping_sub(slab.base());
+        let shift = slab.slot_shift();
+        if slab.class != class || offset & ((1 << shift) - 1) != 0 {
+            return Some(Err(SlotError::Mismatch));
+        }
+        let slot = offset >> shift;
+        let w = (slot >> 6) as usize;
+        let Some(word) = word_mut(slab, &mut self.pool, w) else {
+            return Some(Err(SlotError::Mismatch));
+        };
+        let mask = 1u64 << (slot & 63);
+        if *word & mask != 0 {
+            return Some(Err(SlotError::InUse));
+        }
+        *word |= mask;
+        let word_full = *word == u64::MAX;
+        slab.live += 1;
+        if word_full {
+            slab.free_words &= !(1 << w);
+        }
+        if slab.free_words == 0 && slab.flags & LISTED != 0 {
+            self.unlink(id);
+        }
+        Some(Ok(()))
     }
 
     /// The in-use slots of the slab at `iova`'s region, as `(iova, size)`.
@@ -464,7 +542,10 @@ impl SlabCache {
         let ids: Vec<u32> = (0..self.slabs.len() as u32)
             .filter(|&id| {
                 self.slabs.get(id as usize).is_some_and(|s| {
-                    s.flags & ALIVE != 0 && s.live == 0 && allowed & (1 << s.window) != 0
+                    s.flags & ALIVE != 0
+                        && s.live == 0
+                        && s.cached == 0
+                        && allowed & (1 << s.window) != 0
                 })
             })
             .collect();

@@ -338,7 +338,8 @@ fn a_fixed_claim_away_from_the_slabs_leaves_the_magazines_alone() {
     let mut a = IovaAllocator::new(39).unwrap();
     let x = a.alloc(PAGE, u64::MAX).unwrap();
     a.free(x, PAGE).unwrap();
-    a.alloc_at(1 << 36, PAGE).unwrap();
+    // Not slot-shaped (3 pages): the slow path, far from any slab.
+    a.alloc_at(1 << 36, 3 * PAGE).unwrap();
     assert_eq!(a.magazine_cached(), 1);
     assert_eq!(a.alloc(PAGE, u64::MAX).unwrap(), x);
 }
@@ -351,9 +352,61 @@ fn a_fixed_claim_over_a_cached_slot_succeeds_and_the_slot_is_not_reused() {
     a.free(x, PAGE).unwrap();
     assert_eq!(a.magazine_cached(), 1);
     a.alloc_at(x, PAGE).unwrap();
-    assert_eq!(a.magazine_cached(), 0, "the claim drained the magazines");
+    assert_eq!(a.alloc_at(x, PAGE).unwrap_err().errno, EEXIST);
+    assert_eq!(a.live_allocations(), 2);
     for _ in 0..1000 {
         let z = a.alloc(PAGE, u64::MAX).unwrap();
         assert!(z != x && z != y, "{z:#x} overlaps a live allocation");
     }
+    assert_eq!(a.magazine_cached(), 0, "the stale entry was forgotten");
+}
+
+#[test]
+fn small_fixed_claims_take_slab_slots() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let total = a.free_bytes(u64::MAX);
+    let base = 1 << 36;
+    // The first claim makes a slab of the free region; the rest are slots.
+    for k in 0..32 {
+        a.alloc_at(base + k * 16 * PAGE, PAGE).unwrap();
+    }
+    assert_eq!(a.slab_count(), 1);
+    assert_eq!(a.live_allocations(), 32);
+    assert_eq!(a.free_bytes(u64::MAX), total - 32 * PAGE);
+    assert_eq!(a.alloc_at(base, PAGE).unwrap_err().errno, EEXIST);
+    // Another size at a slot of this slab goes the slow way, and still
+    // sees the slots in use.
+    assert_eq!(a.alloc_at(base, 2 * PAGE).unwrap_err().errno, EEXIST);
+    a.alloc_at(base + 2 * PAGE, 2 * PAGE).unwrap();
+    a.free(base + 2 * PAGE, 2 * PAGE).unwrap();
+    // A size that is no slot (3 pages) is an ordinary fixed range.
+    a.alloc_at(base + 4 * PAGE, 3 * PAGE).unwrap();
+    a.free(base + 4 * PAGE, 3 * PAGE).unwrap();
+    // Frees are validated as for any small allocation.
+    assert_eq!(a.free(base + PAGE, PAGE).unwrap_err().errno, ENOENT);
+    for k in 0..32 {
+        a.free(base + k * 16 * PAGE, PAGE).unwrap();
+    }
+    assert_eq!(a.free(base, PAGE).unwrap_err().errno, ENOENT);
+    assert_eq!(a.live_allocations(), 0);
+    assert_eq!(a.free_bytes(u64::MAX), total);
+    // The MSI window stays reserved for slot-sized claims too.
+    assert_eq!(a.alloc_at(MSI_WINDOW.0, PAGE).unwrap_err().errno, EINVAL);
+}
+
+#[test]
+fn a_slab_whose_last_entry_went_stale_goes_back_to_the_tree() {
+    // A 22-bit device: windows up to [2 MiB, 4 MiB), which is one slab.
+    let mask22 = (1 << 22) - 1;
+    let mut a = IovaAllocator::new(39).unwrap();
+    let x = a.alloc(PAGE, mask22).unwrap();
+    a.free(x, PAGE).unwrap();
+    a.alloc_at(x, PAGE).unwrap(); // the magazine entry goes stale
+    a.free(x, PAGE).unwrap(); // and a live one joins it
+    assert_eq!(a.magazine_cached(), 2);
+    // Needs the whole window: both entries come out, the slab empties and
+    // its region is whole again.
+    assert_eq!(a.alloc(1 << 21, mask22).unwrap(), 1 << 21);
+    assert_eq!(a.slab_count(), 0);
+    assert_eq!(a.magazine_cached(), 0);
 }
