@@ -10,6 +10,7 @@
 
 use redox_host as _;
 
+pub mod counting_alloc;
 pub mod edu;
 pub mod fuzzing;
 pub mod perf;

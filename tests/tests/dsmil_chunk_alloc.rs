@@ -4,68 +4,18 @@
 //! on. A counting allocator armed on this thread only proves it, so this
 //! binary holds these tests alone.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use dsmil::platform::ManualClock;
 use dsmil::scheme::DsmilScheme;
 use dsmil::scheme::oplog::LOG_CAPACITY;
 use dsmil::wire::{CHUNK_SIZE, ControlRequest, Op, SessionStart};
+use dsmil_tests::counting_alloc::{Counting, allocations_in};
 use dsmil_tests::sqe::SqeHarness;
 use redox_host::hw::smm::SimulatedDsmil;
 use syscall::error::EINVAL;
 use syscall::flag::{O_RDONLY, O_RDWR};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Counting is on for this thread only: libtest's own threads allocate.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    if ARMED.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same layout as asked.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same layout as asked.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Allocations `f` made on this thread.
-fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    ARMED.with(|a| a.set(true));
-    f();
-    ARMED.with(|a| a.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
-}
 
 fn harness() -> SqeHarness<DsmilScheme> {
     let sim = SimulatedDsmil::new(40);

@@ -32,6 +32,9 @@ use super::window::window_of;
 pub(crate) const MAGAZINE_SIZE: usize = 127;
 /// Full magazines the depot keeps per size class (Linux's `MAX_GLOBAL_MAGS`).
 pub(crate) const DEPOT_MAGAZINES: usize = 32;
+/// Empty magazines kept for reuse (enough for a burst to trade with the
+/// depot without allocating; the rest are freed).
+const SPARE_MAGAZINES: usize = DEPOT_MAGAZINES + 2;
 
 /// A cached IOVA and the slab that holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +146,10 @@ impl Rack {
                 .map(|_| Class {
                     loaded: Magazine::empty(),
                     prev: Magazine::empty(),
-                    depot: Vec::new(),
+                    depot: Vec::with_capacity(DEPOT_MAGAZINES),
                 })
                 .collect(),
-            spare: Vec::new(),
+            spare: Vec::with_capacity(SPARE_MAGAZINES),
             cached: 0,
         }
     }
@@ -220,7 +223,9 @@ impl Rack {
                 std::mem::swap(&mut c.loaded, &mut c.prev);
             } else if let Some(full) = c.depot.pop() {
                 let empty = std::mem::replace(&mut c.loaded, full);
-                self.spare.push(empty);
+                if self.spare.len() < SPARE_MAGAZINES {
+                    self.spare.push(empty);
+                }
             }
         }
         // Another DMA mask's entries may sit on top: look everywhere
@@ -235,7 +240,7 @@ impl Rack {
 
     /// Returns an emptied magazine for reuse.
     pub(crate) fn recycle(&mut self, magazine: Box<Magazine>) {
-        if magazine.len == 0 && self.spare.len() < CLASSES * 2 {
+        if magazine.len == 0 && self.spare.len() < SPARE_MAGAZINES {
             self.spare.push(magazine);
         }
     }
@@ -249,7 +254,7 @@ impl Rack {
             out.extend(c.prev.drain());
             for mut m in c.depot.drain(..) {
                 out.extend(m.drain());
-                if self.spare.len() < CLASSES * 2 {
+                if self.spare.len() < SPARE_MAGAZINES {
                     self.spare.push(m);
                 }
             }

@@ -355,8 +355,7 @@ impl IovaAllocator {
     /// Gives every IOVA of a magazine back to its slab.
     #[cold]
     fn release_magazine(&mut self, mut magazine: Box<Magazine>) {
-        let entries: Vec<_> = magazine.drain().collect();
-        for c in entries {
+        for c in magazine.drain() {
             self.release_cached(c);
         }
         self.rack.recycle(magazine);
