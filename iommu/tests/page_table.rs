@@ -668,3 +668,45 @@ fn a_4k_unmap_beyond_the_levels_leaves_its_alias_mapped() {
     );
     assert_eq!(pt.translate(&mem, iova).unwrap().phys, 0x5000);
 }
+
+/// An 8 KiB unmap that ends exactly where the levels stop reaching goes
+/// through the general path and its range check (`end - 1` is the last byte
+/// covered, `end` itself is not).
+#[test]
+fn an_unmap_ending_at_the_top_of_the_levels_is_covered() {
+    let (mut mem, mut pt) = setup();
+    let levels = pt.levels();
+    let top = 1u64 << (12 + 9 * u32::from(levels));
+    let iova = top - 2 * PAGE_4K;
+    pt.map(&mut mem, iova, 0x5000, 2 * PAGE_4K, RW, PagePolicy::Only4K)
+        .unwrap();
+    assert_eq!(pt.levels(), levels, "no growth needed below the top");
+    pt.unmap(&mut mem, iova, 2 * PAGE_4K).unwrap();
+    assert_eq!(pt.translate(&mem, iova), None);
+    assert_eq!(pt.translate(&mem, top - PAGE_4K), None);
+}
+
+/// A directory entry that skips a level is legal for the hardware, but
+/// iommud never writes one and its general unmap path does not follow it
+/// (`ENOENT`): the one-walk path must refuse it as well rather than walk
+/// the next table one level too high and clear what it finds there.
+#[test]
+fn a_4k_unmap_does_not_follow_a_skipped_level() {
+    use iommu::pte::Pte;
+
+    let (mut mem, mut pt) = setup();
+    assert_eq!(pt.levels(), 3);
+    let iova = 5 * PAGE_2M + 7 * PAGE_4K;
+    // Root (level 3) entry -> `skip`, claimed to be a level-1 table. Read as a
+    // level-2 table, `skip` holds a directory to `leaves`, a level-1 table
+    // with a 4 KiB leaf for `iova`.
+    let skip = mem.alloc_table().unwrap();
+    let leaves = mem.alloc_table().unwrap();
+    let slot = |table: u64, level: u32| table + ((iova >> (12 + 9 * (level - 1))) & 511) * 8;
+    mem.write_u64(slot(pt.root(), 3), Pte::directory(skip, 1).0);
+    mem.write_u64(slot(skip, 2), Pte::directory(leaves, 1).0);
+    let leaf = Pte::leaf(0x7000, RW).0;
+    mem.write_u64(slot(leaves, 1), leaf);
+    assert_eq!(pt.unmap(&mut mem, iova, PAGE_4K).unwrap_err().errno, ENOENT);
+    assert_eq!(mem.read_u64(slot(leaves, 1)), leaf, "nothing cleared");
+}
