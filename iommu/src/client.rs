@@ -6,8 +6,8 @@
 use libredox::{Fd, flag};
 use syscall::error::{EBADMSG, EIO, Error, Result};
 
-use crate::amdvi::EventLogEntry;
 use crate::bdf::Bdf;
+use crate::drain::DrainedEvents;
 use crate::flush_queue::Invalidation;
 use crate::protocol::{MapFlags, Opcode, RESPONSE_SIZE, Request, Response};
 use crate::scatter::{self, BatchOp, SgEntry, Source};
@@ -298,8 +298,8 @@ impl IommuDomain {
         Ok(())
     }
 
-    /// Drains every unit's event log: (events drained, the first one).
-    pub fn drain_events(&self) -> Result<(u32, Option<EventLogEntry>)> {
+    /// Drains every unit's events: how many, and the first one, vendor-neutral.
+    pub fn drain_events(&self) -> Result<DrainedEvents> {
         IommuControl::open_in(&self.scheme)?.drain_events(None)
     }
 }
@@ -339,16 +339,16 @@ impl IommuControl {
         Ok(())
     }
 
-    /// Drains the event logs of `unit` (`None`: all): (count, first event).
-    pub fn drain_events(&self, unit: Option<u32>) -> Result<(u32, Option<EventLogEntry>)> {
-        let r = self.exchange(&Request::DrainEvents { unit })?;
-        let first = (r.arg0 > 0).then_some(EventLogEntry {
-            code: r.arg1 as u8,
-            device_id: r.arg2 as u16,
-            domain_id: 0,
-            flags: 0,
-            address: r.arg3,
-        });
-        Ok((r.arg0, first))
+    /// Drains the events of `unit` (`None`: all units): how many, and the
+    /// first one as a vendor-neutral [`DrainedEvent`](crate::drain::DrainedEvent)
+    /// (device, address, cause, direction, and the vendor's own code with its
+    /// vendor). Asks with [`DRAIN_NEUTRAL`](crate::drain::DRAIN_NEUTRAL); a
+    /// daemon that ignores it (v1) leaves vendor, unit and cause unsaid.
+    pub fn drain_events(&self, unit: Option<u32>) -> Result<DrainedEvents> {
+        let r = self.exchange(&Request::DrainEvents {
+            unit,
+            neutral: true,
+        })?;
+        Ok(DrainedEvents::from_response(&r))
     }
 }

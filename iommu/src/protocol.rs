@@ -18,7 +18,7 @@
 //! | `0x12` TRANSLATE | domain | arg1 IOVA | arg0 domain id, arg1 IOVA, arg2 phys |
 //! | `0x20` ASSIGN_DEVICE | device | arg0 domain id, arg1 unit (`u64::MAX` = the unit that owns the device) | arg0 domain id, arg1 unit, arg2 requester id |
 //! | `0x21` UNASSIGN_DEVICE | device | — | arg0 domain id, arg1 requester id, arg2 unit |
-//! | `0x30` DRAIN_EVENTS | control | arg0 unit, `u32::MAX` = all | arg0 events drained, arg1 first event code, arg2 first requester id, arg3 first address |
+//! | `0x30` DRAIN_EVENTS | control | arg0 unit, `u32::MAX` = all; arg1 [`DRAIN_NEUTRAL`](crate::drain::DRAIN_NEUTRAL) or 0 | arg0 events drained, arg1 first event code, arg2 first requester id, arg3 first address (with `DRAIN_NEUTRAL`, also the vendor-neutral fields in bits v1 leaves zero: [`crate::drain`]) |
 //! | `0x14` SET_INVALIDATION | domain | arg0 0 = strict, 1 = lazy | arg0 domain id, arg1 mode |
 //! | `0x15` FLUSH | domain | — | arg0 domain id, arg1 deferred IOVAs released |
 //! | `0x16` SET_QUOTA | domain | arg1 bytes (root only) | arg0 domain id, arg1 quota |
@@ -471,6 +471,9 @@ pub enum Request {
     DrainEvents {
         /// Unit index (`arg0`), `None` = every unit.
         unit: Option<u32>,
+        /// [`DRAIN_NEUTRAL`](crate::drain::DRAIN_NEUTRAL) in `arg1`: answer
+        /// with the vendor-neutral fields too (an iommud addition).
+        neutral: bool,
     },
 }
 
@@ -570,7 +573,10 @@ impl Request {
                 unit: (arg1 != u64::MAX).then_some(arg1),
             },
             Opcode::UnassignDevice => Request::UnassignDevice,
-            Opcode::DrainEvents => Request::DrainEvents { unit: unit32(arg0) },
+            Opcode::DrainEvents => Request::DrainEvents {
+                unit: unit32(arg0),
+                neutral: arg1 & crate::drain::DRAIN_NEUTRAL != 0,
+            },
         })
     }
 
@@ -609,9 +615,17 @@ impl Request {
                 RawRequest::new(op, u32::from(id.unwrap_or(0)), 0, 0, 0)
             }
             Request::DestroyDomain { id } => RawRequest::new(op, u32::from(id), 0, 0, 0),
-            Request::InitUnits { unit }
-            | Request::DrainEvents { unit }
-            | Request::QuerySpace { window: unit } => RawRequest::new(op, all(unit), 0, 0, 0),
+            Request::InitUnits { unit } | Request::QuerySpace { window: unit } => {
+                RawRequest::new(op, all(unit), 0, 0, 0)
+            }
+            Request::DrainEvents { unit, neutral } => {
+                let arg1 = if neutral {
+                    crate::drain::DRAIN_NEUTRAL
+                } else {
+                    0
+                };
+                RawRequest::new(op, all(unit), arg1, 0, 0)
+            }
             Request::Map {
                 flags,
                 phys,

@@ -357,4 +357,112 @@ mod tests {
         flags[4..8].copy_from_slice(&(1u32 << 12).to_le_bytes());
         assert_eq!(Batch::decode(&flags), Err(BatchError(EINVAL)));
     }
+
+    /// `wire` with its 32-byte head replaced by `head`.
+    fn with_head(wire: &[u8], head: RawRequest) -> Vec<u8> {
+        let mut out = wire.to_vec();
+        out[..REQUEST_SIZE].copy_from_slice(&head.encode());
+        out
+    }
+
+    #[test]
+    fn every_head_field_is_checked_on_its_own() {
+        let wire = map(&[page(0x1000)]);
+        let arg0 = MapFlags::READ_WRITE.bits();
+        let good = RawRequest::new(Opcode::Batch, arg0, 1, 0, 0);
+        assert!(Batch::decode(&with_head(&wire, good)).is_ok());
+        let mut version = good;
+        version.version = PROTOCOL_VERSION + 1;
+        let other_op = RawRequest::new(Opcode::Map, arg0, 1, 0, 0);
+        let arg2 = RawRequest::new(Opcode::Batch, arg0, 1, 1, 0);
+        let arg3 = RawRequest::new(Opcode::Batch, arg0, 1, 0, 1);
+        for (what, head) in [
+            ("version", version),
+            ("opcode", other_op),
+            ("arg2", arg2),
+            ("arg3", arg3),
+        ] {
+            assert_eq!(
+                Batch::decode(&with_head(&wire, head)),
+                Err(BatchError(EINVAL)),
+                "{what} alone"
+            );
+        }
+    }
+
+    #[test]
+    fn map_flags_and_source_survive_the_wire() {
+        for source in [Source::Physical, Source::Buffer] {
+            for flags in [MapFlags::READ, MapFlags::WRITE, MapFlags::READ_WRITE] {
+                let op = BatchOp::Map { flags, source };
+                let b = Batch::decode(&encode(op, &[page(0x2000)])).expect("decode");
+                assert_eq!(b.op, op);
+            }
+        }
+        assert_eq!(
+            Batch {
+                op: BatchOp::Map {
+                    flags: MapFlags::READ,
+                    source: Source::Buffer,
+                },
+                entries: Vec::new(),
+            }
+            .arg0(),
+            MapFlags::READ.bits() | BATCH_FROM_BUFFER
+        );
+        assert_eq!(BATCH_FROM_BUFFER, 0x200, "bit 9, as the wire table says");
+    }
+
+    #[test]
+    fn each_unmap_entry_rule_refuses_on_its_own() {
+        let unmap = |e: SgEntry| Batch::decode(&encode(BatchOp::Unmap, &[e]));
+        let start = SgEntry {
+            iova: 0x3000,
+            ..SgEntry::default()
+        };
+        assert!(unmap(start).is_ok());
+        for bad in [
+            SgEntry {
+                addr: 0x1000,
+                ..start
+            },
+            SgEntry {
+                size: 0x1000,
+                ..start
+            },
+            SgEntry {
+                iova: 0x3008,
+                ..start
+            },
+        ] {
+            assert_eq!(unmap(bad), Err(BatchError(EINVAL)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_answer_lands_in_front_and_in_each_entry() {
+        let sent = [page(0x1000), page(0x7000), page(0x9000)];
+        let mut payload = map(&sent);
+        let done: Vec<SgEntry> = sent
+            .iter()
+            .enumerate()
+            .map(|(i, e)| SgEntry {
+                iova: 0x10_0000 + i as u64 * 0x1000,
+                ..*e
+            })
+            .collect();
+        let ok = Response::ok(Opcode::Batch, 4, 3, 3 * PAGE_SIZE, 0);
+        write_answer(&mut payload, &ok, &done);
+        assert_eq!(Response::decode(&payload[..RESPONSE_SIZE]), Ok(ok));
+        assert_eq!(read_entries(&payload, 3), done);
+        assert_eq!(payload.len(), payload_size(3));
+        // A refusal: the response, and the entries left as sent.
+        let mut payload = map(&sent);
+        let refused = BatchError(EINVAL).response();
+        write_answer(&mut payload, &refused, &done);
+        assert_eq!(Response::decode(&payload[..RESPONSE_SIZE]), Ok(refused));
+        assert_eq!({ refused.status }, -EINVAL);
+        assert_eq!({ refused.kind }, Opcode::Batch.as_u16());
+        assert_eq!(read_entries(&payload, 3), sent);
+    }
 }

@@ -68,6 +68,32 @@ pub struct UnitCapabilities {
     pub max_domain_id: u16,
 }
 
+/// Which vendor's unit it is: what a raw event code or fault reason means
+/// depends on it, nothing else above the trait does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    /// AMD-Vi (IVRS): codes are event-log event codes.
+    AmdVi,
+    /// Intel VT-d (DMAR): codes are fault-recording fault reasons.
+    Vtd,
+}
+
+impl Vendor {
+    /// `amd-vi` or `vt-d`, as `stats` shows it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Vendor::AmdVi => "amd-vi",
+            Vendor::Vtd => "vt-d",
+        }
+    }
+}
+
+impl core::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Why a DMA faulted, in terms every vendor reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultCause {
@@ -123,8 +149,8 @@ pub struct UnitStats {
 /// are errnos (`EIO` for a unit that is not up, `ETIMEDOUT` for one that
 /// stopped answering).
 pub trait IommuUnit: Send + core::fmt::Debug {
-    /// `amd-vi` or `vt-d`.
-    fn vendor(&self) -> &'static str;
+    /// AMD-Vi or VT-d.
+    fn vendor(&self) -> Vendor;
 
     /// Brings the unit up: programs its table and queue bases, enables
     /// command/invalidation processing and fault recording, then

@@ -579,3 +579,134 @@ fn single_page_unmap_clears_its_leaf_and_counts() {
         ENOENT
     );
 }
+
+/// A [`PageTableMemory`] that counts the entries read and written.
+struct Counting<'a> {
+    mem: &'a mut TableArena,
+    reads: std::cell::Cell<usize>,
+    writes: usize,
+}
+
+impl<'a> Counting<'a> {
+    fn new(mem: &'a mut TableArena) -> Self {
+        Self {
+            mem,
+            reads: std::cell::Cell::new(0),
+            writes: 0,
+        }
+    }
+}
+
+impl PageTableMemory for Counting<'_> {
+    fn alloc_table(&mut self) -> syscall::Result<u64> {
+        self.mem.alloc_table()
+    }
+    fn free_table(&mut self, phys: u64) {
+        self.mem.free_table(phys);
+    }
+    fn read_u64(&self, phys: u64) -> u64 {
+        self.reads.set(self.reads.get() + 1);
+        self.mem.read_u64(phys)
+    }
+    fn write_u64(&mut self, phys: u64, value: u64) {
+        self.writes += 1;
+        self.mem.write_u64(phys, value);
+    }
+}
+
+/// The 4 KiB unmap is one walk: one entry read per level and the leaf
+/// cleared with one write (the general path reads every level again for the
+/// range check and each split). A superpage or an absent page still takes
+/// the general path and gets its own answer.
+#[test]
+fn a_4k_unmap_reads_one_entry_per_level_and_writes_one() {
+    let (mut mem, mut pt) = setup();
+    let iova = 3 * PAGE_1G + 9 * PAGE_2M;
+    for page in 0..2 {
+        pt.map(
+            &mut mem,
+            iova + page * PAGE_4K,
+            0x5000 + page * PAGE_4K,
+            PAGE_4K,
+            RW,
+            PagePolicy::Only4K,
+        )
+        .unwrap();
+    }
+    let mut counting = Counting::new(&mut mem);
+    pt.unmap(&mut counting, iova, PAGE_4K).unwrap();
+    let levels = usize::from(pt.levels());
+    assert_eq!((counting.reads.get(), counting.writes), (levels, 1));
+    assert_eq!(pt.translate(&mem, iova), None);
+    assert_eq!(pt.translate(&mem, iova + PAGE_4K).unwrap().phys, 0x6000);
+    // A 2 MiB superpage unmapped 4 KiB at a time: the general path splits it.
+    let big = 5 * PAGE_1G;
+    pt.map(&mut mem, big, 0x40_0000, PAGE_2M, RW, PagePolicy::Largest)
+        .unwrap();
+    pt.unmap(&mut mem, big, PAGE_4K).unwrap();
+    assert_eq!(pt.translate(&mem, big), None);
+    assert_eq!(
+        pt.translate(&mem, big + PAGE_4K).unwrap().phys,
+        0x40_0000 + PAGE_4K
+    );
+}
+
+/// An IOVA past what the levels reach is never mapped, even where its
+/// low bits select a live leaf: the one-walk path must not clear that leaf.
+#[test]
+fn a_4k_unmap_beyond_the_levels_leaves_its_alias_mapped() {
+    let (mut mem, mut pt) = setup();
+    let iova = 3 * PAGE_1G + 9 * PAGE_2M;
+    pt.map(&mut mem, iova, 0x5000, PAGE_4K, RW, PagePolicy::Only4K)
+        .unwrap();
+    // The table has grown to 3 levels (39 bits), at most 4 (48 bits): bit 48
+    // is beyond either and outside every table index.
+    let alias = iova | 1 << 48;
+    assert_eq!(
+        pt.unmap(&mut mem, alias, PAGE_4K).unwrap_err().errno,
+        ENOENT
+    );
+    assert_eq!(pt.translate(&mem, iova).unwrap().phys, 0x5000);
+}
+
+/// An 8 KiB unmap that ends exactly where the levels stop reaching goes
+/// through the general path and its range check (`end - 1` is the last byte
+/// covered, `end` itself is not).
+#[test]
+fn an_unmap_ending_at_the_top_of_the_levels_is_covered() {
+    let (mut mem, mut pt) = setup();
+    let levels = pt.levels();
+    let top = 1u64 << (12 + 9 * u32::from(levels));
+    let iova = top - 2 * PAGE_4K;
+    pt.map(&mut mem, iova, 0x5000, 2 * PAGE_4K, RW, PagePolicy::Only4K)
+        .unwrap();
+    assert_eq!(pt.levels(), levels, "no growth needed below the top");
+    pt.unmap(&mut mem, iova, 2 * PAGE_4K).unwrap();
+    assert_eq!(pt.translate(&mem, iova), None);
+    assert_eq!(pt.translate(&mem, top - PAGE_4K), None);
+}
+
+/// A directory entry that skips a level is legal for the hardware, but
+/// iommud never writes one and its general unmap path does not follow it
+/// (`ENOENT`): the one-walk path must refuse it as well rather than walk
+/// the next table one level too high and clear what it finds there.
+#[test]
+fn a_4k_unmap_does_not_follow_a_skipped_level() {
+    use iommu::pte::Pte;
+
+    let (mut mem, mut pt) = setup();
+    assert_eq!(pt.levels(), 3);
+    let iova = 5 * PAGE_2M + 7 * PAGE_4K;
+    // Root (level 3) entry -> `skip`, claimed to be a level-1 table. Read as a
+    // level-2 table, `skip` holds a directory to `leaves`, a level-1 table
+    // with a 4 KiB leaf for `iova`.
+    let skip = mem.alloc_table().unwrap();
+    let leaves = mem.alloc_table().unwrap();
+    let slot = |table: u64, level: u32| table + ((iova >> (12 + 9 * (level - 1))) & 511) * 8;
+    mem.write_u64(slot(pt.root(), 3), Pte::directory(skip, 1).0);
+    mem.write_u64(slot(skip, 2), Pte::directory(leaves, 1).0);
+    let leaf = Pte::leaf(0x7000, RW).0;
+    mem.write_u64(slot(leaves, 1), leaf);
+    assert_eq!(pt.unmap(&mut mem, iova, PAGE_4K).unwrap_err().errno, ENOENT);
+    assert_eq!(mem.read_u64(slot(leaves, 1)), leaf, "nothing cleared");
+}

@@ -82,7 +82,14 @@ fn every_request_round_trips() {
             unit: Some(0),
         },
         Request::UnassignDevice,
-        Request::DrainEvents { unit: None },
+        Request::DrainEvents {
+            unit: None,
+            neutral: false,
+        },
+        Request::DrainEvents {
+            unit: Some(1),
+            neutral: true,
+        },
     ];
     for r in requests {
         assert_eq!(Request::decode(&r.encode()), Ok(r), "{r:?}");

@@ -294,16 +294,20 @@ pub fn iommu_demo(kernel: &std::sync::Arc<Kernel>, out: &mut String) -> Result<(
             let _ = writeln!(out, "rogue DMA to IOVA {rogue:#x}: blocked ({e:?})");
         }
     }
-    let (events, first) = domain
+    let drained = domain
         .drain_events()
         .map_err(|e| format!("drain events: {e}"))?;
-    if let Some(f) = first {
+    if let Some(f) = drained.first {
+        let vendor = f.vendor.map_or("unknown", iommu::Vendor::name);
         let _ = writeln!(
             out,
-            "DRAIN_EVENTS: {events} event(s), first: code {:#x} device {} address {:#x}",
-            f.code,
-            iommu::Bdf::from_requester_id(f.device_id),
-            f.address
+            "DRAIN_EVENTS: {} event(s), first: {:?} {} by {} at {:#x} ({vendor} code {:#x})",
+            drained.count,
+            f.cause,
+            if f.write { "write" } else { "read" },
+            f.device,
+            f.address,
+            f.code
         );
     }
     let _ = writeln!(out, "\n== cat /scheme/iommu/faults");

@@ -286,6 +286,61 @@ fn a_map_over_quota_rolls_back_and_accounts_nothing() {
     assert_eq!(h.scheme.iommu().accounts().usage(0).mapped_bytes, 3 * PAGE);
 }
 
+/// The service layer below the wire: `Iommu::map_sg`/`unmap_sg` called
+/// directly (as an in-process user or a future transport would) refuse a
+/// list the wire decode never lets through, with its errno and nothing
+/// mapped or unmapped; exactly [`MAX_RANGES`] ranges is still one batch.
+#[test]
+fn the_service_bounds_lists_the_wire_cannot_carry() {
+    let mut s = setup();
+    let h = &mut s.h;
+    let _dom = h.open("domain/1", O_RDWR).expect("domain");
+    let phys = ram(&s.k);
+    let owner = iommu::access::Client::new(h.pid, 0);
+    let flags = MapFlags::READ_WRITE;
+    let iommu = h.scheme.iommu_mut();
+    let errno = |r: syscall::Result<u64>| r.map_err(|e| e.errno);
+    assert_eq!(
+        errno(iommu.map_sg(1, owner, flags, Source::Physical, &mut [])),
+        Err(EINVAL)
+    );
+    let mut too_many = pages(phys, MAX_RANGES as u64 + 1);
+    let sent = too_many.clone();
+    assert_eq!(
+        errno(iommu.map_sg(1, owner, flags, Source::Physical, &mut too_many)),
+        Err(E2BIG)
+    );
+    assert_eq!(too_many, sent, "a refused list is left as sent");
+    assert_eq!(mappings(h, 1), 0);
+    // Exactly MAX_RANGES: mapped whole.
+    let iommu = h.scheme.iommu_mut();
+    let mut full = pages(phys, MAX_RANGES as u64);
+    assert_eq!(
+        errno(iommu.map_sg(1, owner, flags, Source::Physical, &mut full)),
+        Ok(MAX_RANGES as u64 * PAGE)
+    );
+    assert_eq!(mappings(h, 1), MAX_RANGES);
+    // UNMAP: none, and one more than MAX_RANGES (the mapped ones plus an
+    // IOVA that would be ENOENT) refuse with nothing unmapped.
+    let iovas: Vec<u64> = full.iter().map(|e| e.iova).collect();
+    let iommu = h.scheme.iommu_mut();
+    assert_eq!(errno(iommu.unmap_sg(1, owner, &mut [])), Err(EINVAL));
+    let mut over = unmaps(&iovas);
+    over.push(SgEntry {
+        iova: 1 << 40,
+        ..SgEntry::default()
+    });
+    assert_eq!(errno(iommu.unmap_sg(1, owner, &mut over)), Err(E2BIG));
+    assert_eq!(mappings(h, 1), MAX_RANGES);
+    let iommu = h.scheme.iommu_mut();
+    let mut all = unmaps(&iovas);
+    assert_eq!(
+        errno(iommu.unmap_sg(1, owner, &mut all)),
+        Ok(MAX_RANGES as u64 * PAGE)
+    );
+    assert_eq!(mappings(h, 1), 0);
+}
+
 /// Switches the harness to another process.
 fn become_process(h: &mut SqeHarness<IommuScheme>, pid: usize, uid: u32) {
     h.pid = pid;

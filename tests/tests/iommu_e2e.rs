@@ -9,7 +9,8 @@ use dsmil_tests as _;
 use iommu::client::{IommuControl, IommuDomain};
 use iommu::protocol::{MapFlags, Opcode, RawRequest, Request, Response};
 use iommu::scatter::{SgEntry, Source};
-use iommu::{Bdf, Invalidation};
+use iommu::unit::FaultCause;
+use iommu::{Bdf, Invalidation, Vendor};
 use redox_host::boot::{self, RunningDaemon};
 use redox_host::hw::amdvi::{CommandExecution, SimAmdVi};
 use redox_host::hw::pci_function::{COMMAND_BUS_MASTER, DmaFault, SimFunctionSpec, SimPciFunction};
@@ -160,8 +161,8 @@ fn every_opcode_from_a_client_thread() {
         "the deferred IOVA is released"
     );
     d.unassign(bdf()).expect("unassign");
-    let (n, _) = ctl.drain_events(None).expect("drain");
-    assert_eq!(n, 0);
+    let drained = ctl.drain_events(None).expect("drain");
+    assert_eq!((drained.count, drained.first), (0, None));
     ctl.destroy_domain(id).expect("destroy");
     // Every opcode answered on its handle, echoing its kind.
     assert_eq!(Opcode::ALL.len(), 16);
@@ -242,12 +243,19 @@ fn rogue_dma_faults_logs_and_writes_nothing() {
     assert!(m.k.phys().read(ram, &mut all));
     assert!(all.iter().all(|&b| b == 0xCC), "canaries and buffer intact");
 
-    let (n, first) = d.drain_events().expect("drain");
-    assert_eq!(n, 4);
-    let first = first.expect("first event");
+    // The client reads it vendor-neutral: an AMD-Vi IO_PAGE_FAULT (code 2)
+    // whose entry had no PR flag is a missing translation.
+    let drained = d.drain_events().expect("drain");
+    assert_eq!(drained.count, 4);
+    let first = drained.first.expect("first event");
     assert_eq!(
-        (first.code, first.device_id, first.address),
-        (2, 0x28, iova + PAGE)
+        (first.device, first.address, first.write),
+        (Bdf::from_requester_id(0x28), iova + PAGE, true)
+    );
+    assert_eq!(first.cause, FaultCause::NotPresent);
+    assert_eq!(
+        (first.vendor, first.unit, first.code),
+        (Some(Vendor::AmdVi), Some(0), 2)
     );
     let faults = read_text("/scheme/iommu/faults");
     let line = format!("0 00:05.0 2 {:#x} write not-present", iova - PAGE);
@@ -285,6 +293,41 @@ fn write_through_a_read_only_mapping_faults() {
     assert!(
         faults.contains(&format!("0 00:05.0 3 {iova:#x} write permission")),
         "{faults}"
+    );
+    // A v1 client (DRAIN_EVENTS with arg1 = 0) gets the v1 answer exactly:
+    // the AMD event code, the requester id, the address, nothing more.
+    let ctl = IommuControl::open().expect("control");
+    let v1 = ctl
+        .exchange(&Request::DrainEvents {
+            unit: None,
+            neutral: false,
+        })
+        .expect("v1 drain");
+    assert_eq!(
+        (v1.arg0, v1.arg1, v1.arg2, v1.arg3),
+        (1, 2, 0x28, iova),
+        "the v1 answer"
+    );
+    // The client asks for the neutral fields: the PR flag of the entry makes
+    // it a permission fault, in domain 3, on AMD-Vi unit 0.
+    assert_eq!(
+        m.dev.dma_write(iova + 8, b"no"),
+        Err(DmaFault::Translation(iova + 8))
+    );
+    let drained = ctl.drain_events(None).expect("drain");
+    let first = drained.first.expect("the fault");
+    assert_eq!(drained.count, 1);
+    assert_eq!(
+        (first.cause, first.write, first.domain_id),
+        (FaultCause::Permission, true, 3)
+    );
+    assert_eq!(
+        (first.device, first.address),
+        (Bdf::from_requester_id(0x28), iova + 8)
+    );
+    assert_eq!(
+        (first.vendor, first.unit, first.code),
+        (Some(Vendor::AmdVi), Some(0), 2)
     );
 }
 

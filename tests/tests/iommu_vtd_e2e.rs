@@ -12,8 +12,9 @@ use dsmil_tests as _;
 use iommu::client::IommuDomain;
 use iommu::config::UnassignedDevices;
 use iommu::protocol::MapFlags;
+use iommu::unit::FaultCause;
 use iommu::vtd::gcmd;
-use iommu::{Bdf, Invalidation};
+use iommu::{Bdf, Invalidation, Vendor};
 use redox_host::boot::{self, RunningDaemon};
 use redox_host::hw::pci_function::{COMMAND_BUS_MASTER, DmaFault, SimFunctionSpec, SimPciFunction};
 use redox_host::hw::vtd::{SimVtd, SimVtdConfig};
@@ -150,13 +151,20 @@ fn read_only_mappings_refuse_device_writes_and_the_fault_is_drained() {
     m.k.phys().read(buf, &mut got);
     assert_eq!(got, [0x11; 4], "nothing written");
     // The unit recorded it in its fault-recording register; DRAIN_EVENTS
-    // reads it out: SID 00:05.0, reason 5 (write), the page.
-    let (n, first) = d.drain_events().expect("drain");
-    assert_eq!(n, 1);
-    let first = first.expect("fault");
+    // reads it out: SID 00:05.0, reason 5 (write), the page. The client reads
+    // it vendor-neutral: a write the tables do not permit (VT-d says reason 5
+    // for a missing page and a missing permission alike).
+    let drained = d.drain_events().expect("drain");
+    assert_eq!(drained.count, 1);
+    let first = drained.first.expect("fault");
     assert_eq!(
-        (first.code, first.device_id, first.address),
-        (5, 0x28, iova)
+        (first.device, first.address, first.write),
+        (Bdf::from_requester_id(0x28), iova, true)
+    );
+    assert_eq!((first.cause, first.domain_id), (FaultCause::Permission, 3));
+    assert_eq!(
+        (first.vendor, first.unit, first.code),
+        (Some(Vendor::Vtd), Some(0), 5)
     );
     let faults = read_text("/scheme/iommu/faults");
     assert!(
@@ -168,7 +176,17 @@ fn read_only_mappings_refuse_device_writes_and_the_fault_is_drained() {
         m.dev.dma_write(iova + 8, b"no"),
         Err(DmaFault::Translation(iova + 8))
     );
-    assert_eq!(d.drain_events().expect("drain").0, 1);
+    assert_eq!(d.drain_events().expect("drain").count, 1);
+    // A read where nothing is mapped: reason 6, a read, the same cause.
+    let mut byte = [0u8; 1];
+    assert!(m.dev.dma_read(iova + 4 * PAGE, &mut byte).is_err());
+    let drained = d.drain_events().expect("drain");
+    let first = drained.first.expect("fault");
+    assert_eq!(
+        (first.cause, first.write, first.code, first.domain_id),
+        (FaultCause::Permission, false, 6, 3)
+    );
+    assert_eq!(first.address, iova + 4 * PAGE);
 }
 
 #[test]

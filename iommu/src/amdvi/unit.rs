@@ -16,6 +16,7 @@ use crate::format::PageTableFormat;
 use crate::pte::AMD_V1;
 use crate::unit::{
     DeviceState, DomainTables, FaultCause, IommuUnit, UnitCapabilities, UnitFault, UnitStats,
+    Vendor,
 };
 
 /// Command ring and event log entries: 256 (`log2` = 8, the smallest size the
@@ -298,8 +299,8 @@ fn entry_for(state: DeviceState) -> DeviceTableEntry {
 }
 
 impl IommuUnit for AmdViUnit {
-    fn vendor(&self) -> &'static str {
-        "amd-vi"
+    fn vendor(&self) -> Vendor {
+        Vendor::AmdVi
     }
 
     fn init(&mut self) -> Result<bool> {

@@ -5,6 +5,7 @@ use syscall::error::{EACCES, EOPNOTSUPP, Error, Result};
 
 use crate::access::Client;
 use crate::bdf::Bdf;
+use crate::drain::{DrainedEvent, DrainedEvents};
 use crate::flush_queue::Invalidation;
 use crate::protocol::{DecodeError, Opcode, Request, Response};
 use crate::scatter::{self, Batch, BatchError, BatchOp, SgEntry};
@@ -180,17 +181,20 @@ fn run(iommu: &mut Iommu, target: Target, client: Client, request: Request) -> R
                 unit.map_or(u64::MAX, u64::from),
             )
         }
-        (Target::Control, Request::DrainEvents { unit }) => {
+        (Target::Control, Request::DrainEvents { unit, neutral }) => {
             // Draining consumes every client's events and shows their addresses.
             root_only(client)?;
             let drained = iommu.drain_events(unit_index(unit))?;
-            let first = drained.first;
-            ok(
-                u32::try_from(drained.count).unwrap_or(u32::MAX),
-                first.map_or(0, |e| u64::from(e.code)),
-                first.map_or(0, |e| u64::from(e.requester_id)),
-                first.map_or(0, |e| e.address),
-            )
+            let first = drained.first.and_then(|r| {
+                let vendor = iommu.units().get(r.unit)?.vendor();
+                Some(DrainedEvent::of(r.unit, vendor, &r.fault))
+            });
+            let answer = DrainedEvents {
+                count: u32::try_from(drained.count).unwrap_or(u32::MAX),
+                first,
+            };
+            let (a0, a1, a2, a3) = answer.to_args(neutral);
+            ok(a0, a1, a2, a3)
         }
         (
             Target::Domain(id),

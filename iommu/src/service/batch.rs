@@ -148,3 +148,32 @@ impl Iommu {
         first_error.map_or(Ok(total), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(n: usize) -> Vec<SgEntry> {
+        vec![SgEntry::default(); n]
+    }
+
+    fn errno(r: Result<()>) -> Option<i32> {
+        r.err().map(|e| e.errno)
+    }
+
+    /// The wire decode already refuses these lengths, so only a direct call
+    /// reaches `bounded`: the service must not trust its caller.
+    #[test]
+    fn bounded_refuses_an_empty_list_and_more_than_max_ranges() {
+        assert_eq!(errno(bounded(&[])), Some(EINVAL));
+        assert_eq!(errno(bounded(&list(MAX_RANGES + 1))), Some(E2BIG));
+        assert_eq!(errno(bounded(&list(2 * MAX_RANGES))), Some(E2BIG));
+    }
+
+    #[test]
+    fn bounded_accepts_one_to_max_ranges() {
+        for n in [1, 2, MAX_RANGES - 1, MAX_RANGES] {
+            assert_eq!(errno(bounded(&list(n))), None, "{n} ranges");
+        }
+    }
+}

@@ -46,7 +46,7 @@ impl Iommu {
                 return true;
             }
             drained.count += 1;
-            drained.first.get_or_insert(r.fault);
+            drained.first.get_or_insert(*r);
             false
         });
         Ok(drained)

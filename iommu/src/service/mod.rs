@@ -112,8 +112,8 @@ pub struct Counters {
 pub struct Drained {
     /// Events drained.
     pub count: u64,
-    /// The first of them.
-    pub first: Option<UnitFault>,
+    /// The first of them, and the unit that logged it.
+    pub first: Option<FaultRecord>,
 }
 
 /// Everything iommud serves.

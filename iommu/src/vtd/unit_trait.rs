@@ -9,6 +9,7 @@ use super::unit::VtdUnit;
 use crate::format::PageTableFormat;
 use crate::unit::{
     DeviceState, DomainTables, FaultCause, IommuUnit, UnitCapabilities, UnitFault, UnitStats,
+    Vendor,
 };
 
 impl VtdUnit {
@@ -53,8 +54,8 @@ pub fn fault_of(record: &FaultRecord, domain_id: u16) -> UnitFault {
 }
 
 impl IommuUnit for VtdUnit {
-    fn vendor(&self) -> &'static str {
-        "vt-d"
+    fn vendor(&self) -> Vendor {
+        Vendor::Vtd
     }
 
     /// [`VtdUnit::init`], then translation on (Linux enables TE last, once

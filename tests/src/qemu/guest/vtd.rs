@@ -143,13 +143,16 @@ fn fault_recorded(env: &Env) -> Result<Outcome> {
         env.a.drain_events().map_err(e("drain"))
     })();
     env.a.unmap(iova).map_err(e("unmap"))?;
-    let (count, first) = r?;
+    let drained = r?;
+    let count = drained.count;
     let rid = env.edu.bdf().requester_id();
-    Ok(match first {
+    Ok(match drained.first {
         Some(f)
             if canary.canary_intact()
-                && f.code == REASON_WRITE
-                && f.device_id == rid
+                && f.code == u16::from(REASON_WRITE)
+                && f.vendor == Some(iommu::Vendor::Vtd)
+                && f.write
+                && f.device.requester_id() == rid
                 && f.address == iova =>
         {
             Outcome::Pass(format!(
@@ -161,10 +164,12 @@ fn fault_recorded(env: &Env) -> Result<Outcome> {
             ))
         }
         Some(f) => Outcome::Fail(format!(
-            "fault drained but not the expected one: reason {:#x}, device {:#x}, address {:#x} \
-             (expected 5, {rid:#x}, {iova:#x}); canary intact: {}",
+            "fault drained but not the expected one: reason {:#x} ({:?}, write {}), device {:#x}, \
+             address {:#x} (expected VT-d reason 5, a write, {rid:#x}, {iova:#x}); canary intact: {}",
             f.code,
-            f.device_id,
+            f.vendor,
+            f.write,
+            f.device.requester_id(),
             f.address,
             canary.canary_intact()
         )),
