@@ -45,9 +45,7 @@ use syscall::error::{EEXIST, EINVAL, ENOENT, ENOSPC, Error, Result};
 
 use free_ranges::FreeRanges;
 use magazine::{Magazine, Rack};
-use slab::{
-    CLASSES, SLAB_LIMIT, SLAB_MAX_ALLOC, SLAB_SHIFT, SLAB_SIZE, SlabCache, SlotError, Uncached,
-};
+use slab::{CLASSES, SLAB_LIMIT, SLAB_MAX_ALLOC, SLAB_SIZE, SlabCache, SlotError, Uncached};
 pub use window::WindowUsage;
 use window::{
     FIRST_WINDOW, allowed_windows, pieces, preference, window_end, window_of, window_pick,
@@ -447,10 +445,11 @@ impl IovaAllocator {
                 if base == 0 {
                     return None;
                 }
+                // A non-zero multiple of 2 MiB lies in a window of at least
+                // 2 MiB, so the whole region is in that window. It must be
+                // below the slab limit and wholly free.
                 let window = window_of(base);
-                // The region must lie in one window and below the slab limit,
-                // and be wholly free.
-                if window < SLAB_SHIFT || base + SLAB_SIZE > SLAB_LIMIT {
+                if base + SLAB_SIZE > SLAB_LIMIT {
                     return None;
                 }
                 if !self.tree(window)?.carve(base, base + SLAB_SIZE) {

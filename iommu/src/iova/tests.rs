@@ -399,6 +399,7 @@ fn a_slab_whose_last_entry_went_stale_goes_back_to_the_tree() {
     // A 22-bit device: windows up to [2 MiB, 4 MiB), which is one slab.
     let mask22 = (1 << 22) - 1;
     let mut a = IovaAllocator::new(39).unwrap();
+    let largest = a.largest_free_range(u64::MAX);
     let x = a.alloc(PAGE, mask22).unwrap();
     a.free(x, PAGE).unwrap();
     a.alloc_at(x, PAGE).unwrap(); // the magazine entry goes stale
@@ -409,4 +410,96 @@ fn a_slab_whose_last_entry_went_stale_goes_back_to_the_tree() {
     assert_eq!(a.alloc(1 << 21, mask22).unwrap(), 1 << 21);
     assert_eq!(a.slab_count(), 0);
     assert_eq!(a.magazine_cached(), 0);
+    a.free(1 << 21, 1 << 21).unwrap();
+    assert_eq!(
+        a.largest_free_range(u64::MAX),
+        largest,
+        "exactly the region came back"
+    );
+}
+
+#[test]
+fn freed_iovas_come_back_last_in_first_out() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let x: Vec<u64> = (0..3).map(|_| a.alloc(PAGE, u64::MAX).unwrap()).collect();
+    a.free(x[0], PAGE).unwrap();
+    a.free(x[1], PAGE).unwrap();
+    assert_eq!(a.alloc(PAGE, u64::MAX).unwrap(), x[1]);
+    assert_eq!(a.alloc(PAGE, u64::MAX).unwrap(), x[0]);
+    assert_eq!(a.magazine_cached(), 0);
+    assert_eq!(a.live_allocations(), 3);
+}
+
+#[test]
+fn after_overflow_everything_is_handed_out_once() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let first: Vec<u64> = (0..5_000)
+        .map(|_| a.alloc(PAGE, u64::MAX).unwrap())
+        .collect();
+    for &x in &first {
+        a.free(x, PAGE).unwrap();
+    }
+    // All 5,000 pages again (the oldest entries last), then other sizes,
+    // whose slabs are carved from regions emptied meanwhile.
+    let mut seen = BTreeMap::new();
+    for i in 0..10_000u64 {
+        let size = if i < 5_000 {
+            PAGE
+        } else {
+            (2 << (i % 2)) * PAGE
+        };
+        let iova = a.alloc(size, u64::MAX).unwrap();
+        if let Some((&prev, &len)) = seen.range(..iova + size).next_back() {
+            assert!(prev + len <= iova, "{iova:#x} overlaps {prev:#x}");
+        }
+        seen.insert(iova, size);
+    }
+    for (&iova, &size) in &seen {
+        a.free(iova, size).unwrap();
+    }
+    assert_eq!(a.live_allocations(), 0);
+}
+
+#[test]
+fn slot_claims_stay_inside_the_slab_limits() {
+    // The last page of the space: its region is the top 2 MiB.
+    let mut a = IovaAllocator::new(39).unwrap();
+    a.alloc_at((1 << 39) - PAGE, PAGE).unwrap();
+    assert_eq!(a.slab_count(), 1);
+    // The first 2 MiB region (window 21) takes slabs too.
+    a.alloc_at(1 << 21, PAGE).unwrap();
+    assert_eq!(a.slab_count(), 2);
+    // Not aligned to its size: the slow path, no slab made.
+    a.alloc_at((1 << 37) + PAGE, 2 * PAGE).unwrap();
+    assert_eq!(a.slab_count(), 2);
+    // Above the slab limit (2^53): the slow path too.
+    let mut wide = IovaAllocator::new(60).unwrap();
+    wide.alloc_at(1 << 55, PAGE).unwrap();
+    assert_eq!(wide.slab_count(), 0);
+    wide.free(1 << 55, PAGE).unwrap();
+}
+
+#[test]
+fn a_slab_word_filled_by_claims_is_not_scanned() {
+    // A class-3 slab (32 KiB slots) has 64 slots: one bitmap word.
+    let mut a = IovaAllocator::new(39).unwrap();
+    let base = 1 << 36;
+    let slot = 8 * PAGE;
+    for k in 0..64 {
+        a.alloc_at(base + k * slot, slot).unwrap();
+    }
+    let next = a.alloc(slot, u64::MAX).unwrap();
+    assert!(
+        !(base..base + (1 << 21)).contains(&next),
+        "{next:#x} is in the full slab"
+    );
+}
+
+#[test]
+fn a_slab_made_by_a_claim_has_room_for_the_scan() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let base = 1 << 36;
+    a.alloc_at(base, 8 * PAGE).unwrap();
+    let next = a.alloc(8 * PAGE, u64::MAX).unwrap();
+    assert!((base..base + (1 << 21)).contains(&next), "{next:#x}");
 }
