@@ -56,6 +56,12 @@ impl Waitpoint {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Threads registered to park here (parked, or between their last look at the
+    /// epoch and the park): what a test waits for before it proves a wake-up arrives.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Acquire)
+    }
+
     /// Wakes every waiter.
     pub fn notify(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -97,7 +103,12 @@ impl Waitpoint {
 
 /// A one-shot completion a single blocked caller waits on (its scheme reply).
 ///
-/// Lock-free: this is on the path of every scheme call.
+/// Lock-free: this is on the path of every scheme call. Cache-line aligned, so inside an
+/// `Arc` the reference counts sit on a line of their own: the completer dropping its
+/// reference does not take away the line the waiter is reading its value from.
+/// [`Completion::reset`] lets a thread reuse its completion for its next call once the
+/// completer has let go of it, instead of allocating one per call.
+#[repr(align(64))]
 pub struct Completion<T> {
     state: AtomicU8,
     /// Set by the waiter before it parks, so a completer whose waiter is still
@@ -125,6 +136,14 @@ impl<T> Completion<T> {
             value: UnsafeCell::new(None),
             waiter: thread::current(),
         }
+    }
+
+    /// Makes a completion that delivered its value waitable again. `&mut` proves that no
+    /// completer holds it any more (the caller got it from `Arc::get_mut`).
+    pub fn reset(&mut self) {
+        *self.state.get_mut() = EMPTY;
+        *self.parked.get_mut() = false;
+        *self.value.get_mut() = None;
     }
 
     /// Delivers the value and wakes the waiter. Later deliveries are ignored.
