@@ -93,9 +93,16 @@ struct Inflight {
     abandoned: bool,
 }
 
+/// A queued `Sqe` on a cache line of its own: a 64-byte `Sqe` in a plain `VecDeque`
+/// straddles two lines, and each line is one more handoff between the caller's core
+/// and the daemon's.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct QueuedSqe(Sqe);
+
 #[derive(Default)]
 struct SocketState {
-    queue: VecDeque<Sqe>,
+    queue: VecDeque<QueuedSqe>,
     /// Requests awaiting their `Cqe` (few at a time: a linear scan beats hashing).
     inflight: Vec<Inflight>,
     next_tag: u32,
@@ -185,7 +192,7 @@ impl SchemeSocket {
                 canceling: false,
                 abandoned: false,
             });
-            st.queue.push_back(sqe);
+            st.queue.push_back(QueuedSqe(sqe));
             self.publish(&st);
         }
         self.wake_daemon();
@@ -199,7 +206,7 @@ impl SchemeSocket {
             if st.dead {
                 return;
             }
-            st.queue.push_back(sqe);
+            st.queue.push_back(QueuedSqe(sqe));
             self.publish(&st);
         }
         self.wake_daemon();
@@ -233,7 +240,7 @@ impl SchemeSocket {
                 let mut st = lock(&self.state);
                 if !st.queue.is_empty() {
                     let n = st.queue.len().min(max);
-                    for (i, sqe) in st.queue.drain(..n).enumerate() {
+                    for (i, QueuedSqe(sqe)) in st.queue.drain(..n).enumerate() {
                         let at = buf[i * size_of::<Sqe>()..].as_mut_ptr().cast::<Sqe>();
                         // SAFETY: `at` is inside `buf`, which has room for `max` Sqes.
                         unsafe { at.write_unaligned(sqe) };
@@ -406,7 +413,7 @@ impl SchemeSocket {
             let mut i = 0;
             while i < st.inflight.len() {
                 let req = &st.inflight[i];
-                let queued = st.queue.iter().position(|s| s.tag == req.tag);
+                let queued = st.queue.iter().position(|s| s.0.tag == req.tag);
                 if req.pid != pid || req.abandoned {
                     i += 1;
                     continue;
