@@ -241,3 +241,19 @@ fn a_nonblocking_daemon_sees_eagain_requests_and_eof_in_order() {
         Ok(None)
     ));
 }
+
+/// Shutdown of a socket with nothing queued: a non-blocking read reports EOF at once,
+/// not `EAGAIN` (`UserInner::read` checks unmounting before the empty queue).
+#[test]
+fn a_nonblocking_read_of_an_idle_socket_sees_eof_after_shutdown() {
+    let k = Kernel::boot();
+    let (_p, _g) = k.enter("rawd", Cred::ROOT);
+    let socket = Socket::nonblock().expect("socket");
+    redox_scheme::scheme::register_sync_scheme(&socket, "idle", &mut Defaults).expect("register");
+    assert!(would_block(socket.next_request(SignalBehavior::Restart)));
+    assert!(k.shutdown_scheme("idle"));
+    assert!(matches!(
+        socket.next_request(SignalBehavior::Restart),
+        Ok(None)
+    ));
+}
