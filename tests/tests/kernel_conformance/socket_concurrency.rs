@@ -41,7 +41,7 @@ fn many_callers_on_one_socket_each_get_their_own_answer() {
         .map(|t| {
             run.kernel
                 .spawn(&format!("client{t}"), Cred::USER, move || {
-                    let fd = call::open(&format!("/scheme/probe/c{t}"), flag::O_RDWR, 0)?;
+                    let fd = call::open(format!("/scheme/probe/c{t}"), flag::O_RDWR, 0)?;
                     let buf = vec![0u8; THREADS * CALLS + 1];
                     for i in 0..CALLS {
                         // Lengths no other thread uses.
@@ -70,9 +70,9 @@ fn each_callers_close_messages_stay_ahead_of_its_next_request() {
             let log = run.log.clone();
             run.kernel
                 .spawn(&format!("closer{t}"), Cred::USER, move || {
-                    let barrier = call::open(&format!("/scheme/probe/b{t}"), flag::O_RDONLY, 0)?;
+                    let barrier = call::open(format!("/scheme/probe/b{t}"), flag::O_RDONLY, 0)?;
                     for i in 0..CALLS / 4 {
-                        let fd = call::open(&format!("/scheme/probe/f{t}-{i}"), flag::O_RDWR, 0)?;
+                        let fd = call::open(format!("/scheme/probe/f{t}-{i}"), flag::O_RDWR, 0)?;
                         call::close(fd)?;
                         // Answered only after everything queued before it was handled.
                         let mut b = [0u8; 8];
