@@ -65,18 +65,21 @@ thread_local! {
 /// caller), and a request abandoned by SIGKILL keeps its own until the scheme answers;
 /// both just cost an allocation.
 fn reply_completion() -> Waiter {
-    REPLY.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if let Some(done) = cached.as_mut()
-            && let Some(c) = Arc::get_mut(done)
-        {
-            c.reset();
-            return done.clone();
-        }
-        let fresh = Arc::new(Completion::for_current_thread());
-        *cached = Some(fresh.clone());
-        fresh
-    })
+    REPLY
+        .try_with(|cell| {
+            let mut cached = cell.borrow_mut();
+            if let Some(done) = cached.as_mut()
+                && let Some(c) = Arc::get_mut(done)
+            {
+                c.reset();
+                return done.clone();
+            }
+            let fresh = Arc::new(Completion::for_current_thread());
+            *cached = Some(fresh.clone());
+            fresh
+        })
+        // A call from another thread-local's destructor, after this one is gone.
+        .unwrap_or_else(|_| Arc::new(Completion::for_current_thread()))
 }
 
 /// One request awaiting its `Cqe` (`State::Waiting` in `user.rs`).
