@@ -15,5 +15,7 @@ mod memory;
 mod namespace;
 #[path = "kernel_conformance/pci.rs"]
 mod pci;
+#[path = "kernel_conformance/socket_concurrency.rs"]
+mod socket_concurrency;
 #[path = "kernel_conformance/user_scheme.rs"]
 mod user_scheme;

@@ -8,6 +8,7 @@
 //! coalesce while unread, so a queue holds at most one entry per subscription.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -134,9 +135,17 @@ impl EventHub {
 }
 
 /// One event queue (what `/scheme/event` opens on Redox).
+///
+/// `repr(C)` keeps `nonempty` beside `ready`'s epoch, on the line a waiting daemon
+/// spins on, and away from the `pending` lock posters take.
+#[repr(C)]
 pub struct EventQueue {
     id: u64,
     pending: Mutex<VecDeque<RawEventV1>>,
+    /// Whether `pending` holds events, republished under its lock by every change, so
+    /// a reader finding the queue empty (after each batch it handled) does not take the
+    /// lock a poster is queueing under.
+    nonempty: AtomicBool,
     ready: Waitpoint,
 }
 
@@ -146,6 +155,7 @@ impl EventQueue {
         Self {
             id,
             pending: Mutex::new(VecDeque::new()),
+            nonempty: AtomicBool::new(false),
             ready: Waitpoint::default(),
         }
     }
@@ -164,6 +174,7 @@ impl EventQueue {
                 user_data,
                 flags,
             });
+            self.nonempty.store(true, Ordering::Release);
         }
         drop(q);
         self.ready.notify();
@@ -177,13 +188,16 @@ impl EventQueue {
         }
         loop {
             let seen = self.ready.epoch();
-            {
+            // Empty: an event pushed after this load bumps the epoch after publishing
+            // `nonempty`, so the wait below cannot miss it.
+            if self.nonempty.load(Ordering::Acquire) {
                 let mut q = lock(&self.pending);
                 if !q.is_empty() {
                     let n = q.len().min(out.len());
                     for (slot, e) in out.iter_mut().zip(q.drain(..n)) {
                         *slot = e;
                     }
+                    self.nonempty.store(!q.is_empty(), Ordering::Release);
                     return n;
                 }
             }

@@ -402,6 +402,12 @@ impl Kernel {
         self.user_socket(name).map_or(0, |s| s.blocked_callers(pid))
     }
 
+    /// Daemon threads parked in a blocking read of the userspace scheme `name`'s
+    /// socket: a test waits for one before proving that a request wakes it.
+    pub fn parked_scheme_readers(&self, name: &str) -> usize {
+        self.user_socket(name).map_or(0, |s| s.parked_readers())
+    }
+
     fn user_socket(&self, name: &str) -> Option<Arc<user_scheme::SchemeSocket>> {
         match self.lookup(name)? {
             NsEntry::User(root) => match &root.kind {

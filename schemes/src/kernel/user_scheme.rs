@@ -19,8 +19,10 @@
 //!   `RespondWithMultipleFds`; `RespondWithFd` moves one fd out of its own table;
 //! * a bad `Cqe` fails the write only when it is the first one (`UserInner::write`).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::mem::size_of;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use syscall::error::{
@@ -51,6 +53,35 @@ type Fds = Option<Vec<Arc<Description>>>;
 /// A caller blocked on its reply.
 type Waiter = Arc<Completion<Result<Reply>>>;
 
+thread_local! {
+    /// The calling thread's reply completion, reused from call to call: a thread has
+    /// at most one call in flight (it blocks in it), so one is enough.
+    static REPLY: RefCell<Option<Waiter>> = const { RefCell::new(None) };
+}
+
+/// A completion for the calling thread's next reply: its cached one when no completer
+/// holds it any more, otherwise a fresh one (which becomes the cached one). A completer
+/// still holds it for a moment after the reply (it drops its reference after waking the
+/// caller), and a request abandoned by SIGKILL keeps its own until the scheme answers;
+/// both just cost an allocation.
+fn reply_completion() -> Waiter {
+    REPLY
+        .try_with(|cell| {
+            let mut cached = cell.borrow_mut();
+            if let Some(done) = cached.as_mut()
+                && let Some(c) = Arc::get_mut(done)
+            {
+                c.reset();
+                return done.clone();
+            }
+            let fresh = Arc::new(Completion::for_current_thread());
+            *cached = Some(fresh.clone());
+            fresh
+        })
+        // A call from another thread-local's destructor, after this one is gone.
+        .unwrap_or_else(|_| Arc::new(Completion::for_current_thread()))
+}
+
 /// One request awaiting its `Cqe` (`State::Waiting` in `user.rs`).
 struct Inflight {
     tag: u32,
@@ -65,9 +96,16 @@ struct Inflight {
     abandoned: bool,
 }
 
+/// A queued `Sqe` on a cache line of its own: a 64-byte `Sqe` in a plain `VecDeque`
+/// straddles two lines, and each line is one more handoff between the caller's core
+/// and the daemon's.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct QueuedSqe(Sqe);
+
 #[derive(Default)]
 struct SocketState {
-    queue: VecDeque<Sqe>,
+    queue: VecDeque<QueuedSqe>,
     /// Requests awaiting their `Cqe` (few at a time: a linear scan beats hashing).
     inflight: Vec<Inflight>,
     next_tag: u32,
@@ -81,6 +119,11 @@ impl SocketState {
     fn find(&mut self, tag: u32) -> Option<&mut Inflight> {
         self.inflight.iter_mut().find(|i| i.tag == tag)
     }
+
+    /// Whether a read of the socket returns now: requests are queued, or EOF.
+    fn readable(&self) -> bool {
+        !self.queue.is_empty() || self.eof || self.dead
+    }
 }
 
 /// The kernel side of one scheme socket.
@@ -88,6 +131,10 @@ pub struct SchemeSocket {
     /// Kernel-unique id.
     pub id: u64,
     state: Mutex<SocketState>,
+    /// [`SocketState::readable`], republished under the lock by every change of it, so
+    /// a daemon polling an empty socket (redox-scheme's loop reads until `EAGAIN` after
+    /// each batch) learns it without taking the lock a caller is queueing under.
+    readable_now: AtomicBool,
     readable: Waitpoint,
     hub: Arc<EventHub>,
 }
@@ -98,9 +145,15 @@ impl SchemeSocket {
         Self {
             id,
             state: Mutex::new(SocketState::default()),
+            readable_now: AtomicBool::new(false),
             readable: Waitpoint::default(),
             hub,
         }
+    }
+
+    /// Republishes readability; call with the state locked, after changing it.
+    fn publish(&self, st: &SocketState) {
+        self.readable_now.store(st.readable(), Ordering::Release);
     }
 
     fn wake_daemon(&self) {
@@ -121,7 +174,7 @@ impl SchemeSocket {
     /// (`user.rs` `call_extended_inner` while unmounting, and the failed upgrade of
     /// the scheme's `Weak` once its socket is gone); the descriptions are then closed.
     pub fn request_with_fds(&self, mut sqe: Sqe, fds: Fds) -> Result<Reply> {
-        let done = Arc::new(Completion::for_current_thread());
+        let done = reply_completion();
         {
             let mut st = lock(&self.state);
             if st.dead || st.eof {
@@ -142,7 +195,8 @@ impl SchemeSocket {
                 canceling: false,
                 abandoned: false,
             });
-            st.queue.push_back(sqe);
+            st.queue.push_back(QueuedSqe(sqe));
+            self.publish(&st);
         }
         self.wake_daemon();
         done.wait().unwrap_or(Err(Error::new(EIO)))
@@ -155,7 +209,8 @@ impl SchemeSocket {
             if st.dead {
                 return;
             }
-            st.queue.push_back(sqe);
+            st.queue.push_back(QueuedSqe(sqe));
+            self.publish(&st);
         }
         self.wake_daemon();
     }
@@ -182,15 +237,18 @@ impl SchemeSocket {
         }
         loop {
             let seen = self.readable.epoch();
-            {
+            // Not readable: a request queued after this load also bumps the epoch after
+            // publishing, so the wait below cannot miss it.
+            if self.readable_now.load(Ordering::Acquire) {
                 let mut st = lock(&self.state);
                 if !st.queue.is_empty() {
                     let n = st.queue.len().min(max);
-                    for (i, sqe) in st.queue.drain(..n).enumerate() {
+                    for (i, QueuedSqe(sqe)) in st.queue.drain(..n).enumerate() {
                         let at = buf[i * size_of::<Sqe>()..].as_mut_ptr().cast::<Sqe>();
                         // SAFETY: `at` is inside `buf`, which has room for `max` Sqes.
                         unsafe { at.write_unaligned(sqe) };
                     }
+                    self.publish(&st);
                     return Ok(n * size_of::<Sqe>());
                 }
                 if st.eof || st.dead {
@@ -204,10 +262,14 @@ impl SchemeSocket {
         }
     }
 
+    /// Daemon threads parked in a blocking read of this socket (or about to park).
+    pub fn parked_readers(&self) -> usize {
+        self.readable.parked()
+    }
+
     /// Whether a read would return something now (requests or EOF).
     pub fn is_readable(&self) -> bool {
-        let st = lock(&self.state);
-        !st.queue.is_empty() || st.eof || st.dead
+        self.readable_now.load(Ordering::Acquire)
     }
 
     /// The daemon writes responses; `daemon` is its process (for `RespondWithFd` and
@@ -354,7 +416,7 @@ impl SchemeSocket {
             let mut i = 0;
             while i < st.inflight.len() {
                 let req = &st.inflight[i];
-                let queued = st.queue.iter().position(|s| s.tag == req.tag);
+                let queued = st.queue.iter().position(|s| s.0.tag == req.tag);
                 if req.pid != pid || req.abandoned {
                     i += 1;
                     continue;
@@ -377,6 +439,7 @@ impl SchemeSocket {
                     i += 1;
                 }
             }
+            self.publish(&st);
             (released, withdrawn)
         };
         drop(withdrawn);
@@ -446,7 +509,11 @@ impl SchemeSocket {
     /// Host-side shutdown (unmount): new requests fail with `ENODEV` and the daemon
     /// reads EOF after draining what is queued.
     pub fn shutdown(&self) {
-        lock(&self.state).eof = true;
+        {
+            let mut st = lock(&self.state);
+            st.eof = true;
+            self.publish(&st);
+        }
         self.wake_daemon();
     }
 
@@ -459,6 +526,7 @@ impl SchemeSocket {
         let queued = {
             let mut st = lock(&self.state);
             st.dead = true;
+            self.publish(&st);
             std::mem::take(&mut st.queue)
         };
         drop(queued);

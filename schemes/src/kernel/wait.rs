@@ -56,6 +56,12 @@ impl Waitpoint {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Threads registered to park here (parked, or between their last look at the
+    /// epoch and the park): what a test waits for before it proves a wake-up arrives.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Acquire)
+    }
+
     /// Wakes every waiter.
     pub fn notify(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -73,8 +79,18 @@ impl Waitpoint {
             return true;
         }
         self.parked.fetch_add(1, Ordering::AcqRel);
-        lock(&self.sleepers).push(thread::current());
+        let me = thread::current();
         let woke = loop {
+            // Registered again before every look, not once: a notifier whose epoch bump
+            // came before `seen` was read can still take this entry and unpark us for
+            // its old change; we then park again, and without a fresh entry the
+            // notification we do wait for would find nobody to wake (a lost wake-up).
+            {
+                let mut sleepers = lock(&self.sleepers);
+                if !sleepers.iter().any(|t| t.id() == me.id()) {
+                    sleepers.push(me.clone());
+                }
+            }
             if self.epoch() != seen {
                 break true;
             }
@@ -97,7 +113,12 @@ impl Waitpoint {
 
 /// A one-shot completion a single blocked caller waits on (its scheme reply).
 ///
-/// Lock-free: this is on the path of every scheme call.
+/// Lock-free: this is on the path of every scheme call. Cache-line aligned, so inside an
+/// `Arc` the reference counts sit on a line of their own: the completer dropping its
+/// reference does not take away the line the waiter is reading its value from.
+/// [`Completion::reset`] lets a thread reuse its completion for its next call once the
+/// completer has let go of it, instead of allocating one per call.
+#[repr(align(64))]
 pub struct Completion<T> {
     state: AtomicU8,
     /// Set by the waiter before it parks, so a completer whose waiter is still
@@ -125,6 +146,14 @@ impl<T> Completion<T> {
             value: UnsafeCell::new(None),
             waiter: thread::current(),
         }
+    }
+
+    /// Makes a completion that delivered its value waitable again. `&mut` proves that no
+    /// completer holds it any more (the caller got it from `Arc::get_mut`).
+    pub fn reset(&mut self) {
+        *self.state.get_mut() = EMPTY;
+        *self.parked.get_mut() = false;
+        *self.value.get_mut() = None;
     }
 
     /// Delivers the value and wakes the waiter. Later deliveries are ignored.
@@ -170,4 +199,38 @@ impl<T> Completion<T> {
 /// Locks a mutex, ignoring poisoning: a panicking test thread must not wedge the kernel.
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A notifier that bumped the epoch before the waiter read it, and only then took
+    /// the sleepers and unparked them (it was preempted in between), wakes the waiter
+    /// for a change it already saw. The waiter parks again and must still be woken by
+    /// the next notification: it registers again (the old code registered once, and
+    /// its entry was gone).
+    #[test]
+    fn a_waiter_woken_for_an_old_change_stays_registered() {
+        let wp = Arc::new(Waitpoint::default());
+        // The late notifier's first half: its bump, before the waiter looks.
+        wp.epoch.fetch_add(1, Ordering::AcqRel);
+        let seen = wp.epoch();
+        let w = wp.clone();
+        let waiter = thread::spawn(move || w.wait_past(seen, None));
+        while wp.parked() == 0 || lock(&wp.sleepers).is_empty() {
+            thread::yield_now();
+        }
+        // Its second half: it saw a parked waiter, takes the sleepers and wakes them.
+        for t in std::mem::take(&mut *lock(&wp.sleepers)) {
+            t.unpark();
+        }
+        // The waiter finds its epoch unchanged and parks again, registered anew.
+        while lock(&wp.sleepers).is_empty() {
+            thread::yield_now();
+        }
+        wp.notify();
+        assert!(matches!(waiter.join(), Ok(true)));
+    }
 }
