@@ -4,17 +4,15 @@
 use std::cell::{Cell, RefCell};
 
 use event::{EventFlags, EventQueue};
-use libredox::Fd;
-use libredox::flag::O_RDWR;
 use redox_scheme::scheme::register_sync_scheme;
 use redox_scheme::wrappers::ReadinessBased;
 use redox_scheme::{Response, SignalBehavior, Socket};
-use syscall::data::TimeSpec;
 
 use crate::config::Config;
 use crate::hardware::Hardware;
 use crate::scheme::DsmilScheme;
-use driver_sys::daemon::InitNotify;
+pub use driver_sys::daemon::DaemonError;
+use driver_sys::daemon::{DeadlineTimer, InitNotify, sys};
 
 /// Requests read from the socket in one batch.
 const BATCH: usize = 32;
@@ -23,56 +21,6 @@ event::user_data! {
     enum Source {
         Scheme,
         Housekeeping,
-    }
-}
-
-/// Why the daemon stopped.
-#[derive(Debug)]
-pub enum DaemonError {
-    /// A system call failed while starting or serving (`what`, errno).
-    Sys(&'static str, i32),
-}
-
-impl std::fmt::Display for DaemonError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DaemonError::Sys(what, errno) => write!(f, "{what} failed: errno {errno}"),
-        }
-    }
-}
-
-impl std::error::Error for DaemonError {}
-
-fn sys<T>(what: &'static str, r: Result<T, impl Into<syscall::Error>>) -> Result<T, DaemonError> {
-    r.map_err(|e| DaemonError::Sys(what, e.into().errno))
-}
-
-/// The housekeeping timer: a handle of `/scheme/time/<CLOCK_MONOTONIC>`; writing
-/// an absolute deadline makes it readable (an event) once the clock passes it.
-struct HousekeepingTimer {
-    fd: Fd,
-}
-
-impl HousekeepingTimer {
-    fn open() -> libredox::error::Result<HousekeepingTimer> {
-        let path = format!("/scheme/time/{}", syscall::flag::CLOCK_MONOTONIC);
-        Ok(HousekeepingTimer {
-            fd: Fd::open(&path, O_RDWR, 0)?,
-        })
-    }
-
-    /// Sets the next deadline `interval_ms` from now.
-    fn arm(&self, interval_ms: u32) -> libredox::error::Result<()> {
-        let mut now = TimeSpec::default();
-        self.fd.read(&mut now)?;
-        let total_ns = i64::from(now.tv_nsec) + i64::from(interval_ms % 1000) * 1_000_000;
-        let deadline = TimeSpec {
-            tv_sec: now.tv_sec + i64::from(interval_ms / 1000) + total_ns / 1_000_000_000,
-            // < 2e9 % 1e9: fits.
-            tv_nsec: (total_ns % 1_000_000_000) as i32,
-        };
-        self.fd.write(&deadline)?;
-        Ok(())
     }
 }
 
@@ -105,11 +53,11 @@ pub fn serve(config: Config, hardware: Hardware, notify: InitNotify) -> Result<(
         queue.subscribe(socket.inner().raw(), Source::Scheme, EventFlags::READ),
     )?;
     // Without a time scheme the daemon still serves; sessions then never expire.
-    let timer = match HousekeepingTimer::open() {
+    let timer = match DeadlineTimer::open() {
         Ok(timer) => {
             sys(
                 "subscribing to the housekeeping timer",
-                queue.subscribe(timer.fd.raw(), Source::Housekeeping, EventFlags::READ),
+                queue.subscribe(timer.raw(), Source::Housekeeping, EventFlags::READ),
             )?;
             sys(
                 "arming the housekeeping timer",

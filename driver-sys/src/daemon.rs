@@ -1,7 +1,8 @@
 //! Starting a driver daemon as base does: what it was started with
 //! ([`Startup`]: arguments, `INIT_NOTIFY`, `PCID_CLIENT_CHANNEL`), the readiness
 //! byte or scheme capability for init and pcid-spawner ([`InitNotify`]), and
-//! `redox-log` logging to stderr and `/scheme/logging` ([`setup_logging`]).
+//! `redox-log` logging to stderr and `/scheme/logging` ([`setup_logging`]), and
+//! for the serving loop a [`DeadlineTimer`] and the [`DaemonError`] it stops with.
 //!
 //! The code lives in `iommu::startup` (iommud needs it too, and `iommu` is below
 //! this crate in the dependency order); this module is where drivers find it.
@@ -18,5 +19,6 @@
 //! ```
 
 pub use iommu::startup::{
-    INIT_NOTIFY, InitNotify, LOG_ENV_PATH, Startup, level_from_env, setup_logging,
+    DaemonError, DeadlineTimer, INIT_NOTIFY, InitNotify, LOG_ENV_PATH, Startup, level_from_env,
+    setup_logging, sys,
 };

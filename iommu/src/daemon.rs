@@ -7,19 +7,17 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use event::{EventFlags, EventQueue};
-use libredox::Fd;
-use libredox::flag::O_RDWR;
 use redox_scheme::Socket;
 use redox_scheme::scheme::SchemeSync;
 use redox_scheme::wrappers::ReadinessBased;
-use syscall::data::TimeSpec;
 
 use crate::amdvi::{AmdViMmio, AmdViUnit, DeviceTableEntry};
 use crate::config::{Config, UnassignedDevices};
 use crate::contiguous::ContiguousAllocator;
 use crate::scheme::IommuScheme;
 use crate::service::Iommu;
-use crate::startup::InitNotify;
+pub use crate::startup::DaemonError;
+use crate::startup::{DeadlineTimer, InitNotify, sys};
 use crate::table_memory::SchemeTableMemory;
 use crate::unit::IommuUnit;
 
@@ -32,52 +30,22 @@ event::user_data! {
     }
 }
 
-/// Why iommud stopped.
-#[derive(Debug)]
-pub enum DaemonError {
-    /// A system call failed while starting or serving (`what`, errno).
-    Sys(&'static str, i32),
-}
-
-impl std::fmt::Display for DaemonError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DaemonError::Sys(what, errno) => write!(f, "{what} failed: errno {errno}"),
-        }
-    }
-}
-
-impl std::error::Error for DaemonError {}
-
-fn sys<T>(what: &'static str, r: Result<T, impl Into<syscall::Error>>) -> Result<T, DaemonError> {
-    r.map_err(|e| DaemonError::Sys(what, e.into().errno))
-}
-
-/// A monotonic `time` scheme handle; writing an absolute deadline makes it
-/// readable once the clock passes it.
+/// The flush deadline and whether it is set.
 struct FlushTimer {
-    fd: Fd,
+    timer: DeadlineTimer,
     armed: bool,
 }
 
 impl FlushTimer {
     fn open() -> libredox::error::Result<Self> {
-        let path = format!("/scheme/time/{}", syscall::flag::CLOCK_MONOTONIC);
         Ok(Self {
-            fd: Fd::open(&path, O_RDWR, 0)?,
+            timer: DeadlineTimer::open()?,
             armed: false,
         })
     }
 
     fn arm(&mut self, after_ms: u32) -> libredox::error::Result<()> {
-        let mut now = TimeSpec::default();
-        self.fd.read(&mut now)?;
-        let total_ns = i64::from(now.tv_nsec) + i64::from(after_ms % 1000) * 1_000_000;
-        let deadline = TimeSpec {
-            tv_sec: now.tv_sec + i64::from(after_ms / 1000) + total_ns / 1_000_000_000,
-            tv_nsec: (total_ns % 1_000_000_000) as i32,
-        };
-        self.fd.write(&deadline)?;
+        self.timer.arm(after_ms)?;
         self.armed = true;
         Ok(())
     }
@@ -152,7 +120,7 @@ pub fn serve(iommu: Iommu, notify: InitNotify) -> Result<(), DaemonError> {
         Ok(timer) => {
             sys(
                 "subscribing to the flush timer",
-                queue.subscribe(timer.fd.raw(), Source::FlushTimeout, EventFlags::READ),
+                queue.subscribe(timer.timer.raw(), Source::FlushTimeout, EventFlags::READ),
             )?;
             Some(timer)
         }

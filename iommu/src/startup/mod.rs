@@ -14,7 +14,9 @@
 mod environment;
 mod logging;
 mod notify;
+mod serving;
 
 pub use environment::{INIT_NOTIFY, Startup};
 pub use logging::{LOG_ENV_PATH, level_from_env, setup_logging};
 pub use notify::InitNotify;
+pub use serving::{DaemonError, DeadlineTimer, sys};
