@@ -503,3 +503,27 @@ fn a_slab_made_by_a_claim_has_room_for_the_scan() {
     let next = a.alloc(8 * PAGE, u64::MAX).unwrap();
     assert!((base..base + (1 << 21)).contains(&next), "{next:#x}");
 }
+
+#[test]
+fn a_slot_taken_back_or_claimed_is_never_scanned_out_again() {
+    let mut a = IovaAllocator::new(39).unwrap();
+    let x: Vec<u64> = (0..3).map(|_| a.alloc(PAGE, u64::MAX).unwrap()).collect();
+    a.free(x[1], PAGE).unwrap();
+    assert_eq!(
+        a.alloc(PAGE, u64::MAX).unwrap(),
+        x[1],
+        "back from the magazine"
+    );
+    // A slot-shaped claim in the same slab, at a slot other than the first.
+    let claimed = x[0] + 5 * PAGE;
+    a.alloc_at(claimed, PAGE).unwrap();
+    assert_eq!(a.alloc_at(claimed, PAGE).unwrap_err().errno, EEXIST);
+    // The scan fills the rest of the slab: neither comes out twice.
+    for _ in 0..600 {
+        let z = a.alloc(PAGE, u64::MAX).unwrap();
+        assert!(
+            z != x[1] && z != claimed && !x.contains(&z),
+            "{z:#x} handed out twice"
+        );
+    }
+}
