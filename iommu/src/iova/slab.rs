@@ -367,20 +367,31 @@ impl SlabCache {
         Some((slab.base(), slab.window))
     }
 
-    /// Frees the slot at `iova` whose footprint is of `class`; `None` when
-    /// `iova` is not in a slab region.
+    /// The slot that starts at `iova` in a slab of `class`: its slab id,
+    /// bitmap word and bit. `None` when no slab holds the region; `Mismatch`
+    /// when the slab is of another class or `iova` is not a slot start.
     #[inline]
-    pub(crate) fn free(&mut self, iova: u64, class: u8) -> Option<Result<SlotFree, SlotError>> {
+    fn locate(&self, iova: u64, class: u8) -> Option<Result<(u32, usize, u64), SlotError>> {
         let id = self.lookup(iova)?;
-        let slab = self.slabs.get_mut(id as usize)?;
-        let offset = iova - slab.base();
+        let slab = self.slabs.get(id as usize)?;
+        let offset = iova.wrapping_sub(slab.base());
         let shift = slab.slot_shift();
         if slab.class != class || offset & ((1 << shift) - 1) != 0 {
             return Some(Err(SlotError::Mismatch));
         }
         let slot = offset >> shift;
-        let w = (slot >> 6) as usize;
-        let mask = 1u64 << (slot & 63);
+        Some(Ok((id, (slot >> 6) as usize, 1 << (slot & 63))))
+    }
+
+    /// Frees the slot at `iova` whose footprint is of `class`; `None` when
+    /// `iova` is not in a slab region.
+    #[inline]
+    pub(crate) fn free(&mut self, iova: u64, class: u8) -> Option<Result<SlotFree, SlotError>> {
+        let (id, w, mask) = match self.locate(iova, class)? {
+            Ok(at) => at,
+            Err(e) => return Some(Err(e)),
+        };
+        let slab = self.slabs.get_mut(id as usize)?;
         let was_full = slab.free_words == 0;
         let Some(word) = word_mut(slab, &mut self.pool, w) else {
             return Some(Err(SlotError::Mismatch));
@@ -424,18 +435,14 @@ impl SlabCache {
     /// a slab region.
     #[inline]
     pub(crate) fn cache(&mut self, iova: u64, class: u8) -> Option<Result<u32, SlotError>> {
-        let id = self.lookup(iova)?;
+        let (id, w, mask) = match self.locate(iova, class)? {
+            Ok(at) => at,
+            Err(e) => return Some(Err(e)),
+        };
         let slab = self.slabs.get_mut(id as usize)?;
-        let offset = iova.wrapping_sub(slab.base());
-        let shift = slab.slot_shift();
-        if slab.class != class || offset & ((1 << shift) - 1) != 0 {
-            return Some(Err(SlotError::Mismatch));
-        }
-        let slot = offset >> shift;
-        let Some(word) = word_mut(slab, &mut self.pool, (slot >> 6) as usize) else {
+        let Some(word) = word_mut(slab, &mut self.pool, w) else {
             return Some(Err(SlotError::Mismatch));
         };
-        let mask = 1u64 << (slot & 63);
         if *word & mask == 0 {
             return Some(Err(SlotError::NotAllocated));
         }
@@ -490,19 +497,14 @@ impl SlabCache {
     /// class or `iova` is not a slot start, `InUse` when it is allocated.
     /// A slot waiting in a magazine is taken (its entry goes stale).
     pub(crate) fn claim(&mut self, iova: u64, class: u8) -> Option<Result<(), SlotError>> {
-        let id = self.lookup(iova)?;
+        let (id, w, mask) = match self.locate(iova, class)? {
+            Ok(at) => at,
+            Err(e) => return Some(Err(e)),
+        };
         let slab = self.slabs.get_mut(id as usize)?;
-        let offset = iova.wrapping_sub(slab.base());
-        let shift = slab.slot_shift();
-        if slab.class != class || offset & ((1 << shift) - 1) != 0 {
-            return Some(Err(SlotError::Mismatch));
-        }
-        let slot = offset >> shift;
-        let w = (slot >> 6) as usize;
         let Some(word) = word_mut(slab, &mut self.pool, w) else {
             return Some(Err(SlotError::Mismatch));
         };
-        let mask = 1u64 << (slot & 63);
         if *word & mask != 0 {
             return Some(Err(SlotError::InUse));
         }
