@@ -435,3 +435,27 @@ fn alloc_gives_any_owner_dma_memory_it_maps_from_its_handle() {
     let ctx = h.ctx();
     assert!(h.scheme.mmap_prep(dom, iova, 0x1000, flags, &ctx).is_err());
 }
+
+#[test]
+fn drain_events_is_for_root_in_both_answer_forms() {
+    let mut s = setup();
+    let h = &mut s.h;
+    let v1 = RawRequest::new(Opcode::DrainEvents, 0, 0, 0, 0).encode();
+    let neutral =
+        RawRequest::new(Opcode::DrainEvents, 0, iommu::drain::DRAIN_NEUTRAL, 0, 0).encode();
+    // An unprivileged process: draining shows every client's fault addresses.
+    become_process(h, 200, 1001);
+    let ctl = h.open("control", O_RDWR).expect("control");
+    assert_eq!(status(&exchange(h, ctl, &v1)), (-EACCES, 0x30));
+    assert_eq!(status(&exchange(h, ctl, &neutral)), (-EACCES, 0x30));
+    // A second driver (root, another process) may drain; nothing is queued.
+    become_process(h, 300, 0);
+    let ctl = h.open("control", O_RDWR).expect("control");
+    for request in [v1, neutral] {
+        let r = exchange(h, ctl, &request);
+        assert_eq!(
+            (r.status, r.kind, r.arg0, r.arg1, r.arg2, r.arg3),
+            (0, 0x30, 0, 0, 0, 0)
+        );
+    }
+}
